@@ -1,0 +1,115 @@
+//! Instants in time, as RFC 3339 timestamps with an explicit offset.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use regex::Regex;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+/// The shape of an accepted timestamp. Leap seconds (`:60`) and 24:00 are refused, and the date
+/// itself is checked by the parser and by the schema's `date-time` format.
+const TIMESTAMP_PATTERN: &str = concat!(
+    "^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])",
+    "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.][0-9]{1,9})?",
+    "(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+);
+
+static TIMESTAMP_RE: LazyLock<Regex> = LazyLock::new(|| {
+    #[allow(clippy::expect_used)]
+    Regex::new(TIMESTAMP_PATTERN).expect("the timestamp pattern is a valid regular expression")
+});
+
+/// An instant, kept in UTC with nanosecond precision. Parsed from RFC 3339 with an explicit offset
+/// (`2026-05-01T08:30:00Z`, `2026-05-01T10:30:00.250+02:00`); written back in UTC.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Timestamp(DateTime<Utc>);
+
+impl Timestamp {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let refuse = || {
+            format!("{text:?} is not a timestamp: use RFC 3339 with an offset, e.g. 2026-05-01T08:30:00Z")
+        };
+        if !TIMESTAMP_RE.is_match(text) {
+            return Err(refuse());
+        }
+        DateTime::parse_from_rfc3339(text)
+            .map(|instant| Self(instant.with_timezone(&Utc)))
+            .map_err(|_| refuse())
+    }
+
+    pub fn from_datetime(instant: DateTime<Utc>) -> Self {
+        Self(instant)
+    }
+
+    pub fn datetime(&self) -> DateTime<Utc> {
+        self.0
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn unix_millis(&self) -> i64 {
+        self.0.timestamp_millis()
+    }
+}
+
+impl TryFrom<String> for Timestamp {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Timestamp> for String {
+    fn from(value: Timestamp) -> Self {
+        value.to_string()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl JsonSchema for Timestamp {
+    fn schema_name() -> Cow<'static, str> {
+        "Timestamp".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "RFC 3339 timestamp with an explicit offset, e.g. 2026-05-01T08:30:00Z.",
+            "type": "string",
+            "format": "date-time",
+            "pattern": TIMESTAMP_PATTERN,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_in_utc() {
+        let parsed = Timestamp::parse("2026-05-01T10:30:00.250+02:00").ok();
+        assert_eq!(parsed.map(|t| t.to_string()).as_deref(), Some("2026-05-01T08:30:00.250Z"));
+        for refused in [
+            "2026-05-01 08:30:00Z",
+            "2026-05-01T08:30:00",
+            "2026-02-30T08:30:00Z",
+            "2026-05-01T23:59:60Z",
+            "2026-05-01t08:30:00z",
+        ] {
+            assert!(Timestamp::parse(refused).is_err(), "{refused}");
+        }
+    }
+}
