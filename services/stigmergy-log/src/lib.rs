@@ -1,0 +1,88 @@
+//! The event log of Stigmergy: the [`EventLog`] port every service appends to and reads from, and
+//! its embedded adapter [`EmbeddedLog`], a durable log in the data directory.
+//!
+//! An append is answered only once its events are durable, and it is atomic: all of its events
+//! are stored or none. Positions are dense and ordered; readers read from a position and can
+//! follow the tail live. This crate stores and returns events; it never judges them (the rules
+//! live in `stigmergy-domain`, the decision to append in the capture service).
+
+mod embedded;
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use stigmergy_domain::{Event, EventId, LogPosition};
+
+pub use embedded::{EmbeddedLog, EmbeddedLogConfig};
+
+/// An event as the log holds it: where it is, and what it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    pub position: LogPosition,
+    pub event: Event,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the event log storage failed")]
+    Storage(#[from] rusqlite::Error),
+    #[error("no connection to the event log storage could be had")]
+    Pool(#[from] r2d2::Error),
+    #[error("event {0} is already in the log")]
+    DuplicateEventId(EventId),
+    #[error("a stored event could not be read back: {0}")]
+    Corrupt(String),
+    #[error("the event log is closed")]
+    Closed,
+    #[error("unsupported event log URL {0:?}: use embedded://DIR")]
+    UnsupportedUrl(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The port: an append-only, totally ordered, durable sequence of events.
+#[async_trait]
+pub trait EventLog: Send + Sync + fmt::Debug {
+    /// Appends `events` atomically and returns their positions, once they are durable. Fails with
+    /// [`Error::DuplicateEventId`] (storing nothing) when one of the ids is already in the log.
+    async fn append(&self, events: Vec<Event>) -> Result<Vec<LogPosition>>;
+
+    /// Up to `limit` events after `after` (exclusive), in log order. `LogPosition(0)` reads from
+    /// the start.
+    async fn read_after(&self, after: LogPosition, limit: usize) -> Result<Vec<StoredEvent>>;
+
+    /// The event with this id, if the log holds it.
+    async fn get(&self, event_id: EventId) -> Result<Option<StoredEvent>>;
+
+    /// The position of the last durable event (`LogPosition(0)` for an empty log).
+    fn head(&self) -> LogPosition;
+
+    /// Every event after `after`, then each new one as it becomes durable, without end.
+    fn follow(&self, after: LogPosition) -> BoxStream<'static, Result<StoredEvent>>;
+}
+
+/// Where the event log is, as a URL: `embedded://DIR` (a directory, relative or absolute).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogUrl {
+    Embedded(std::path::PathBuf),
+}
+
+impl FromStr for LogUrl {
+    type Err = Error;
+    fn from_str(url: &str) -> Result<Self> {
+        match url.strip_prefix("embedded://") {
+            Some(dir) if !dir.is_empty() => Ok(Self::Embedded(dir.into())),
+            _ => Err(Error::UnsupportedUrl(url.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for LogUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Embedded(dir) => write!(f, "embedded://{}", dir.display()),
+        }
+    }
+}

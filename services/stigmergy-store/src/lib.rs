@@ -1,0 +1,24 @@
+//! The read store of Stigmergy: state the services look up that is not itself an event. For now
+//! that is the organisation directory: organisations and their API keys, kept hashed. (The views
+//! projected from the log join it here.)
+//!
+//! This crate never decides what may be recorded (that is the domain's rules) and never keeps a
+//! secret in clear: an API key exists in clear only in the answer that creates it.
+
+mod organizations;
+
+pub use organizations::{ApiKey, Organization, OrganizationDirectory};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the store's storage failed")]
+    Storage(#[from] rusqlite::Error),
+    #[error("an organisation named {0:?} already exists")]
+    NameTaken(String),
+    #[error("no organisation {0}")]
+    UnknownOrganization(String),
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,88 @@
+//! Typed, layered configuration: built-in defaults → an optional TOML file → environment
+//! variables `STIGMERGY__SECTION__KEY` (e.g. `STIGMERGY__CAPTURE__MAX_BODY_BYTES=2097152`) →
+//! command-line flags. Passed explicitly, never global.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use stigmergy_capture::CaptureConfig;
+
+/// How logs are written to standard error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter (`info`, `stigmergy=debug,actix_web=info`); `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Pretty, filter: "info".into() }
+    }
+}
+
+/// The whole configuration of `stigmergy serve`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded log, the organisation directory and the operator token live.
+    pub data_dir: PathBuf,
+    /// The HTTP address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The event log, as a URL; defaults to `embedded://<data_dir>`.
+    pub log: Option<String>,
+    /// HTTP worker threads; defaults to the number of cores.
+    pub workers: Option<usize>,
+    /// The operator credential; `STIGMERGY_OPERATOR_TOKEN`. When unset, one is generated on first
+    /// start and kept in `<data_dir>/operator-token`.
+    #[serde(skip_serializing)]
+    pub operator_token: Option<String>,
+    pub capture: CaptureConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            log: None,
+            workers: None,
+            operator_token: None,
+            capture: CaptureConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` when given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment
+            .merge(Env::prefixed("STIGMERGY__").split("__"))
+            .merge(Env::raw().only(&["STIGMERGY_OPERATOR_TOKEN"]).map(|_| "operator_token".into()));
+        figment.extract().map_err(Box::new)
+    }
+
+    /// The event log URL in force.
+    pub fn log_url(&self) -> String {
+        self.log.clone().unwrap_or_else(|| format!("embedded://{}", self.data_dir.display()))
+    }
+}

@@ -1,0 +1,88 @@
+//! `stigmergy`: the command line of the Stigmergy platform.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use stigmergy::config::{Config, LogFormat};
+use stigmergy::{Application, demo, telemetry};
+
+#[derive(Parser, Debug)]
+#[command(name = "stigmergy", version, about = "Open, event-sourced supply-chain traceability for commons-based manufacturing")]
+struct Cli {
+    /// A TOML configuration file (see docs/configuration.md).
+    #[arg(long, global = true, env = "STIGMERGY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs the whole platform in one process on the embedded log.
+    Serve {
+        /// Where the log, the organisation directory and the operator token are kept.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The HTTP address to listen on.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Also load the demo scenario through the public API (loading it again adds nothing).
+        #[arg(long)]
+        demo: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    if let Some(format) = cli.log_format {
+        config.telemetry.format = format;
+    }
+    match cli.command {
+        Command::Serve { data_dir, listen, demo } => {
+            if let Some(data_dir) = data_dir {
+                config.data_dir = data_dir;
+            }
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config, demo))
+        }
+    }
+}
+
+async fn serve(config: Config, load_demo: bool) -> anyhow::Result<()> {
+    let _telemetry = telemetry::init(&config.telemetry, "stigmergy")?;
+    let app = Application::build(config).await?;
+    let base = app.base_url();
+    tracing::info!(address = %app.address(), data_dir = %app.data_dir().display(), "stigmergy is serving");
+    if app.operator_token_generated() {
+        println!(
+            "Operator token (shown once; kept in {}):\n  {}\n",
+            app.data_dir().join("operator-token").display(),
+            app.operator_token()
+        );
+    }
+    let operator = app.operator_token().to_owned();
+    let server = tokio::spawn(app.run_until_stopped());
+    if load_demo {
+        let report = demo::load(&base, &operator).await.context("loading the demo failed")?;
+        println!("Demo loaded: {} events recorded, {} already there.\n", report.recorded, report.duplicates);
+        println!("Demo organisations and their API keys (issued for this run):");
+        for organization in &report.organizations {
+            println!("  {:<28} {:<48} {}", organization.name, organization.id, organization.api_key);
+        }
+        println!(
+            "\nTry:\n  curl -s {base}/v1/events/{}\n  curl -s {base}/v1/schemas/BatchFabricated\n",
+            demo::demo_batch_event_id()
+        );
+        println!("The first batch of the demo is {}.", demo::DEMO_BATCH);
+    }
+    println!("Stigmergy is listening on {base} (Ctrl-C to stop).");
+    server.await.context("the server task failed")?.context("the server failed")
+}
