@@ -31,7 +31,12 @@ impl std::fmt::Debug for OperatorToken {
 }
 
 fn unauthorized(detail: &str) -> Problem {
-    Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Authentication required",
+        detail,
+    )
 }
 
 fn bearer(request: &HttpRequest) -> Result<&str, Problem> {
@@ -39,17 +44,30 @@ fn bearer(request: &HttpRequest) -> Result<&str, Problem> {
         .headers()
         .get(AUTHORIZATION)
         .ok_or_else(|| unauthorized("send Authorization: Bearer <api key>"))?;
-    let value = header.to_str().map_err(|_| unauthorized("the Authorization header is not readable text"))?;
+    let value = header
+        .to_str()
+        .map_err(|_| unauthorized("the Authorization header is not readable text"))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
-        _ => Err(unauthorized("the Authorization header must be `Bearer <api key>`")),
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(unauthorized(
+            "the Authorization header must be `Bearer <api key>`",
+        )),
     }
 }
 
 /// The organisation whose API key the request carries.
-pub fn organization(request: &HttpRequest, directory: &OrganizationDirectory) -> Result<Organization, Problem> {
+pub fn organization(
+    request: &HttpRequest,
+    directory: &OrganizationDirectory,
+) -> Result<Organization, Problem> {
     let key = bearer(request)?;
-    directory.authenticate(key).ok_or_else(|| unauthorized("the API key is not valid"))
+    directory
+        .authenticate(key)
+        .ok_or_else(|| unauthorized("the API key is not valid"))
 }
 
 /// Succeeds only for requests carrying the operator token.

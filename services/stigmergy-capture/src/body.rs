@@ -34,13 +34,19 @@ fn too_large(limit: usize) -> Problem {
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
         "Request body too large",
-        format!("the body is larger than the limit of {limit} bytes; split it into several requests"),
+        format!(
+            "the body is larger than the limit of {limit} bytes; split it into several requests"
+        ),
     )
     .with("limit", limit)
 }
 
 /// Reads the whole body, refusing (413) as soon as it exceeds `limit` bytes.
-pub async fn read_limited(request: &actix_web::HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes, Problem> {
+pub async fn read_limited(
+    request: &actix_web::HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, Problem> {
     let declared = request
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -52,7 +58,12 @@ pub async fn read_limited(request: &actix_web::HttpRequest, mut payload: web::Pa
     let mut body = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|error| {
-            Problem::new(StatusCode::BAD_REQUEST, "unreadable-body", "Unreadable body", error.to_string())
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable-body",
+                "Unreadable body",
+                error.to_string(),
+            )
         })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(limit));
@@ -96,13 +107,23 @@ pub fn nesting_exceeded_at(text: &[u8], max_depth: usize) -> Option<usize> {
 }
 
 fn malformed(detail: String, pointer: String) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON", detail.clone())
-        .with_errors(vec![Violation { pointer, detail }])
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "malformed-json",
+        "Malformed JSON",
+        detail.clone(),
+    )
+    .with_errors(vec![Violation { pointer, detail }])
 }
 
 /// Splits a body into events according to its content type.
 pub fn split(content_type: &str, body: &[u8], config: &CaptureConfig) -> Result<Events, Problem> {
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let ndjson = match media.as_str() {
         "" | "application/json" => false,
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => true,
@@ -112,7 +133,9 @@ pub fn split(content_type: &str, body: &[u8], config: &CaptureConfig) -> Result<
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
-                format!("{other} is not accepted; send application/json (one event or an array) or application/x-ndjson"),
+                format!(
+                    "{other} is not accepted; send application/json (one event or an array) or application/x-ndjson"
+                ),
             ));
         }
     };
@@ -137,20 +160,33 @@ pub fn split(content_type: &str, body: &[u8], config: &CaptureConfig) -> Result<
             }
             let pointer = format!("/{}", items.len());
             let value: Value = serde_json::from_slice(line).map_err(|error| {
-                malformed(format!("line {}: {error}", line_number + 1), pointer.clone())
+                malformed(
+                    format!("line {}: {error}", line_number + 1),
+                    pointer.clone(),
+                )
             })?;
             items.push((pointer, value));
         }
-        Events { framing: Framing::Ndjson, items }
+        Events {
+            framing: Framing::Ndjson,
+            items,
+        }
     } else {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|error| malformed(error.to_string(), String::new()))?;
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|error| malformed(error.to_string(), String::new()))?;
         match value {
             Value::Array(values) => Events {
                 framing: Framing::Array,
-                items: values.into_iter().enumerate().map(|(i, v)| (format!("/{i}"), v)).collect(),
+                items: values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| (format!("/{i}"), v))
+                    .collect(),
             },
-            single => Events { framing: Framing::Single, items: vec![(String::new(), single)] },
+            single => Events {
+                framing: Framing::Single,
+                items: vec![(String::new(), single)],
+            },
         }
     };
     if events.items.is_empty() {
@@ -182,7 +218,11 @@ mod tests {
     use super::*;
 
     fn check(body: &str, max_depth: usize, expected: Option<usize>) {
-        assert_eq!(nesting_exceeded_at(body.as_bytes(), max_depth), expected, "{body}");
+        assert_eq!(
+            nesting_exceeded_at(body.as_bytes(), max_depth),
+            expected,
+            "{body}"
+        );
     }
 
     #[test]
@@ -199,13 +239,26 @@ mod tests {
         let config = CaptureConfig::default();
         let single = split("application/json", br#"{"type":"X"}"#, &config).map(|e| e.framing);
         assert_eq!(single.ok(), Some(Framing::Single));
-        let array = split("application/json; charset=utf-8", br#"[{},{}]"#, &config).map(|e| e.items.len());
+        let array =
+            split("application/json; charset=utf-8", br#"[{},{}]"#, &config).map(|e| e.items.len());
         assert_eq!(array.ok(), Some(2));
         let lines = split("application/x-ndjson", b"{}\n\n{}\n", &config).map(|e| e.items.len());
         assert_eq!(lines.ok(), Some(2));
-        let broken = split("application/x-ndjson", b"{}\n{oops\n", &config).err().map(|p| p.errors);
+        let broken = split("application/x-ndjson", b"{}\n{oops\n", &config)
+            .err()
+            .map(|p| p.errors);
         assert_eq!(broken.map(|e| e[0].pointer.clone()).as_deref(), Some("/1"));
-        assert_eq!(split("text/csv", b"a,b", &config).err().map(|p| p.status.as_u16()), Some(415));
-        assert_eq!(split("application/json", b"[]", &config).err().map(|p| p.status.as_u16()), Some(422));
+        assert_eq!(
+            split("text/csv", b"a,b", &config)
+                .err()
+                .map(|p| p.status.as_u16()),
+            Some(415)
+        );
+        assert_eq!(
+            split("application/json", b"[]", &config)
+                .err()
+                .map(|p| p.status.as_u16()),
+            Some(422)
+        );
     }
 }

@@ -31,8 +31,20 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, kind: &'static str, title: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { status, kind, title: title.into(), detail: detail.into(), errors: Vec::new(), extensions: Map::new() }
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            title: title.into(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            extensions: Map::new(),
+        }
     }
 
     pub fn with_errors(mut self, errors: Vec<Violation>) -> Self {
@@ -50,17 +62,28 @@ impl Problem {
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", detail)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            detail,
+        )
     }
 
     pub fn body(&self) -> Value {
         let mut body = Map::new();
-        body.insert("type".into(), format!("{PROBLEM_BASE_URI}{}", self.kind).into());
+        body.insert(
+            "type".into(),
+            format!("{PROBLEM_BASE_URI}{}", self.kind).into(),
+        );
         body.insert("title".into(), self.title.clone().into());
         body.insert("status".into(), self.status.as_u16().into());
         body.insert("detail".into(), self.detail.clone().into());
         if !self.errors.is_empty() {
-            body.insert("errors".into(), serde_json::to_value(&self.errors).unwrap_or(Value::Null));
+            body.insert(
+                "errors".into(),
+                serde_json::to_value(&self.errors).unwrap_or(Value::Null),
+            );
         }
         for (key, value) in &self.extensions {
             body.insert(key.clone(), value.clone());
@@ -82,7 +105,10 @@ impl ResponseError for Problem {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
-        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }

@@ -32,7 +32,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
 }
 
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
-    HttpResponse::build(status).content_type("application/json").json(body)
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .json(body)
 }
 
 /// `POST /v1/events`: one event, a JSON array, or NDJSON; all accepted or none.
@@ -45,7 +47,11 @@ async fn record_events(
     let organization = auth::organization(&request, &capture.directory)?;
     tracing::Span::current().record("organization", organization.id.as_str());
     let bytes = body::read_limited(&request, payload, capture.config.max_body_bytes).await?;
-    let content_type = request.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let events = body::split(content_type, &bytes, &capture.config)?;
     tracing::Span::current().record("events", events.items.len());
 
@@ -55,14 +61,21 @@ async fn record_events(
         if violations.len() >= limit {
             break;
         }
-        violations.extend(capture.schemas.validate(value, prefix, limit - violations.len()));
+        violations.extend(
+            capture
+                .schemas
+                .validate(value, prefix, limit - violations.len()),
+        );
     }
     if !violations.is_empty() {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "schema-violation",
             "The events do not match their schema",
-            format!("{} violation(s) of the event schemas; nothing was recorded", violations.len()),
+            format!(
+                "{} violation(s) of the event schemas; nothing was recorded",
+                violations.len()
+            ),
         )
         .with_errors(violations));
     }
@@ -70,12 +83,18 @@ async fn record_events(
     let mut submissions = Vec::with_capacity(events.items.len());
     for (prefix, value) in events.items {
         let submission = Submission::from_json(value).map_err(|error| {
-            let violation = Violation { pointer: format!("{prefix}{}", error.pointer), detail: error.detail };
+            let violation = Violation {
+                pointer: format!("{prefix}{}", error.pointer),
+                detail: error.detail,
+            };
             Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-event",
                 "An event is not valid",
-                format!("{}: {}; nothing was recorded", violation.pointer, violation.detail),
+                format!(
+                    "{}: {}; nothing was recorded",
+                    violation.pointer, violation.detail
+                ),
             )
             .with_errors(vec![violation])
         })?;
@@ -88,7 +107,11 @@ async fn record_events(
     };
     match capture.sequencer.submit(organization.id, submissions).await {
         Ok(receipts) => {
-            let status = if receipts.iter().all(|r| r.duplicate) { StatusCode::OK } else { StatusCode::CREATED };
+            let status = if receipts.iter().all(|r| r.duplicate) {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
             Ok(json_response(status, &json!({ "events": receipts })))
         }
         Err(SequencerError::Refused { index, refusal }) => {
@@ -98,29 +121,50 @@ async fn record_events(
                 RefusalClass::Forbidden => StatusCode::FORBIDDEN,
             };
             let pointer = format!("{}{}", pointer_prefix(index), refusal.pointer);
-            Err(Problem::new(status, "rule-violation", refusal.rule.title(), format!("{pointer}: {}; nothing was recorded", refusal.detail))
-                .with("rule", refusal.rule.slug())
-                .with_errors(vec![Violation { pointer, detail: refusal.detail }]))
+            Err(Problem::new(
+                status,
+                "rule-violation",
+                refusal.rule.title(),
+                format!("{pointer}: {}; nothing was recorded", refusal.detail),
+            )
+            .with("rule", refusal.rule.slug())
+            .with_errors(vec![Violation {
+                pointer,
+                detail: refusal.detail,
+            }]))
         }
-        Err(SequencerError::Unavailable(reason)) => {
-            Err(Problem::unavailable(format!("the events could not be stored durably ({reason}); nothing was recorded, retry later")))
-        }
+        Err(SequencerError::Unavailable(reason)) => Err(Problem::unavailable(format!(
+            "the events could not be stored durably ({reason}); nothing was recorded, retry later"
+        ))),
     }
 }
 
 /// `GET /v1/events/{eventId}`: the stored envelope.
 #[instrument(name = "capture.get_event", skip_all, fields(event_id = %path))]
-async fn get_event(path: web::Path<String>, capture: web::Data<Capture>) -> Result<HttpResponse, Problem> {
+async fn get_event(
+    path: web::Path<String>,
+    capture: web::Data<Capture>,
+) -> Result<HttpResponse, Problem> {
     let event_id = EventId::parse(&path).map_err(|detail| {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-event-id", "Invalid event id", detail.clone())
-            .with_errors(vec![Violation { pointer: String::new(), detail }])
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-event-id",
+            "Invalid event id",
+            detail.clone(),
+        )
+        .with_errors(vec![Violation {
+            pointer: String::new(),
+            detail,
+        }])
     })?;
     match capture.log.get(event_id).await {
         Ok(Some(stored)) => Ok(HttpResponse::Ok()
             .content_type("application/json")
             .insert_header(("X-Log-Position", stored.position.to_string()))
             .json(&stored.event)),
-        Ok(None) => Err(Problem::not_found(format!("no event {event_id} has been recorded"))),
+        Ok(None) => Err(Problem::not_found(format!(
+            "no event {event_id} has been recorded"
+        ))),
         Err(failure) => Err(Problem::unavailable(failure.to_string())),
     }
 }
@@ -128,14 +172,22 @@ async fn get_event(path: web::Path<String>, capture: web::Data<Capture>) -> Resu
 /// `GET /v1/schemas`: the names of the published schemas.
 async fn list_schemas(capture: web::Data<Capture>) -> HttpResponse {
     let names = capture.schemas.names();
-    let schemas: Vec<_> = names.iter().map(|name| json!({ "name": name, "href": format!("/v1/schemas/{name}") })).collect();
+    let schemas: Vec<_> = names
+        .iter()
+        .map(|name| json!({ "name": name, "href": format!("/v1/schemas/{name}") }))
+        .collect();
     json_response(StatusCode::OK, &json!({ "schemas": schemas }))
 }
 
 /// `GET /v1/schemas/{type}`: the JSON Schema of an event type, or `envelope`.
-async fn get_schema(path: web::Path<String>, capture: web::Data<Capture>) -> Result<HttpResponse, Problem> {
+async fn get_schema(
+    path: web::Path<String>,
+    capture: web::Data<Capture>,
+) -> Result<HttpResponse, Problem> {
     match capture.schemas.text(&path) {
-        Some(text) => Ok(HttpResponse::Ok().content_type("application/schema+json").body(text)),
+        Some(text) => Ok(HttpResponse::Ok()
+            .content_type("application/schema+json")
+            .body(text)),
         None => Err(Problem::not_found(format!(
             "no schema {:?}; published schemas: {}",
             path.as_str(),
@@ -153,8 +205,16 @@ struct NewOrganization {
 fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Problem> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error_free(&mut deserializer).map_err(|error| {
-        Problem::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed request", error.to_string())
-            .with_errors(vec![Violation { pointer: String::new(), detail: error.to_string() }])
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "Malformed request",
+            error.to_string(),
+        )
+        .with_errors(vec![Violation {
+            pointer: String::new(),
+            detail: error.to_string(),
+        }])
     })
 }
 
@@ -177,8 +237,16 @@ async fn create_organization(
     let bytes = body::read_limited(&request, payload, 64 * 1024).await?;
     let new: NewOrganization = parse_json(&bytes)?;
     let name = stigmergy_domain::Name::parse(new.name.trim()).map_err(|detail| {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-name", "Invalid name", detail.clone())
-            .with_errors(vec![Violation { pointer: "/name".into(), detail }])
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-name",
+            "Invalid name",
+            detail.clone(),
+        )
+        .with_errors(vec![Violation {
+            pointer: "/name".into(),
+            detail,
+        }])
     })?;
     match capture.directory.create(name.as_str()).await {
         Ok((organization, key)) => Ok(json_response(
@@ -196,25 +264,42 @@ async fn create_organization(
             "Name already registered",
             format!("an organisation named {name:?} already exists"),
         )
-        .with_errors(vec![Violation { pointer: "/name".into(), detail: "already registered".into() }])),
+        .with_errors(vec![Violation {
+            pointer: "/name".into(),
+            detail: "already registered".into(),
+        }])),
         Err(failure) => Err(Problem::unavailable(failure.to_string())),
     }
 }
 
 /// `GET /v1/organizations` (operator): every organisation, without keys.
-async fn list_organizations(request: HttpRequest, capture: web::Data<Capture>) -> Result<HttpResponse, Problem> {
+async fn list_organizations(
+    request: HttpRequest,
+    capture: web::Data<Capture>,
+) -> Result<HttpResponse, Problem> {
     auth::operator(&request, &capture.operator)?;
-    Ok(json_response(StatusCode::OK, &json!({ "organizations": capture.directory.list() })))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "organizations": capture.directory.list() }),
+    ))
 }
 
 fn organization_id(path: &str) -> Result<Iri, Problem> {
     Iri::parse(path).map_err(|detail| {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-organization-id", "Invalid organisation id", detail)
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-organization-id",
+            "Invalid organisation id",
+            detail,
+        )
     })
 }
 
 /// `GET /v1/organizations/{id}`: an organisation's public record.
-async fn get_organization(path: web::Path<String>, capture: web::Data<Capture>) -> Result<HttpResponse, Problem> {
+async fn get_organization(
+    path: web::Path<String>,
+    capture: web::Data<Capture>,
+) -> Result<HttpResponse, Problem> {
     let id = organization_id(&path)?;
     match capture.directory.get(&id) {
         Some(organization) => Ok(json_response(StatusCode::OK, &organization)),
@@ -223,12 +308,21 @@ async fn get_organization(path: web::Path<String>, capture: web::Data<Capture>) 
 }
 
 /// `POST /v1/organizations/{id}/keys` (operator): one more API key for an organisation.
-async fn issue_key(request: HttpRequest, path: web::Path<String>, capture: web::Data<Capture>) -> Result<HttpResponse, Problem> {
+async fn issue_key(
+    request: HttpRequest,
+    path: web::Path<String>,
+    capture: web::Data<Capture>,
+) -> Result<HttpResponse, Problem> {
     auth::operator(&request, &capture.operator)?;
     let id = organization_id(&path)?;
     match capture.directory.issue_key(&id).await {
-        Ok(key) => Ok(json_response(StatusCode::CREATED, &json!({ "organizationId": id, "apiKey": key.expose() }))),
-        Err(StoreError::UnknownOrganization(_)) => Err(Problem::not_found(format!("no organisation {id}"))),
+        Ok(key) => Ok(json_response(
+            StatusCode::CREATED,
+            &json!({ "organizationId": id, "apiKey": key.expose() }),
+        )),
+        Err(StoreError::UnknownOrganization(_)) => {
+            Err(Problem::not_found(format!("no organisation {id}")))
+        }
         Err(failure) => Err(Problem::unavailable(failure.to_string())),
     }
 }
@@ -241,8 +335,13 @@ async fn healthz() -> HttpResponse {
 /// `GET /readyz`: the capture state is loaded and events are being admitted.
 async fn readyz(capture: web::Data<Capture>) -> Result<HttpResponse, Problem> {
     if capture.sequencer.is_ready() {
-        Ok(json_response(StatusCode::OK, &json!({ "status": "ready", "logHead": capture.log.head() })))
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({ "status": "ready", "logHead": capture.log.head() }),
+        ))
     } else {
-        Err(Problem::unavailable("the capture state is being loaded from the event log"))
+        Err(Problem::unavailable(
+            "the capture state is being loaded from the event log",
+        ))
     }
 }

@@ -37,7 +37,10 @@ const ENVELOPE_SCHEMA: &str = include_str!("../../../schemas/envelope.schema.jso
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("the committed schema {name} is not valid JSON: {source}")]
-    NotJson { name: String, source: serde_json::Error },
+    NotJson {
+        name: String,
+        source: serde_json::Error,
+    },
     #[error("the committed schema {name} does not compile: {reason}")]
     DoesNotCompile { name: String, reason: String },
     #[error("no committed schema for event type {0}")]
@@ -57,17 +60,24 @@ pub struct EventSchemas {
 
 impl std::fmt::Debug for EventSchemas {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventSchemas").field("types", &self.by_type.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("EventSchemas")
+            .field("types", &self.by_type.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
 fn compile(name: &str, text: &str) -> Result<jsonschema::Validator, SchemaError> {
-    let schema: Value =
-        serde_json::from_str(text).map_err(|source| SchemaError::NotJson { name: name.to_owned(), source })?;
+    let schema: Value = serde_json::from_str(text).map_err(|source| SchemaError::NotJson {
+        name: name.to_owned(),
+        source,
+    })?;
     jsonschema::options()
         .should_validate_formats(true)
         .build(&schema)
-        .map_err(|error| SchemaError::DoesNotCompile { name: name.to_owned(), reason: error.to_string() })
+        .map_err(|error| SchemaError::DoesNotCompile {
+            name: name.to_owned(),
+            reason: error.to_string(),
+        })
 }
 
 impl EventSchemas {
@@ -75,8 +85,15 @@ impl EventSchemas {
     pub fn load() -> Result<Self, SchemaError> {
         let mut by_type = BTreeMap::new();
         for &(name, text) in EVENT_SCHEMAS {
-            let event_type = EventType::parse(name).ok_or_else(|| SchemaError::Missing(name.to_owned()))?;
-            by_type.insert(event_type, Compiled { text, validator: compile(name, text)? });
+            let event_type =
+                EventType::parse(name).ok_or_else(|| SchemaError::Missing(name.to_owned()))?;
+            by_type.insert(
+                event_type,
+                Compiled {
+                    text,
+                    validator: compile(name, text)?,
+                },
+            );
         }
         for event_type in EventType::ALL {
             if !by_type.contains_key(event_type) {
@@ -92,7 +109,9 @@ impl EventSchemas {
         if name == "envelope" {
             return Some(ENVELOPE_SCHEMA);
         }
-        EventType::parse(name).and_then(|t| self.by_type.get(&t)).map(|c| c.text)
+        EventType::parse(name)
+            .and_then(|t| self.by_type.get(&t))
+            .map(|c| c.text)
     }
 
     /// Names of every published schema.
@@ -131,7 +150,10 @@ impl EventSchemas {
             let known: Vec<&str> = EventType::ALL.iter().map(|t| t.name()).collect();
             return vec![Violation {
                 pointer: format!("{prefix}/type"),
-                detail: format!("{type_name:?} is not an event type; expected one of {}", known.join(", ")),
+                detail: format!(
+                    "{type_name:?} is not an event type; expected one of {}",
+                    known.join(", ")
+                ),
             }];
         };
         compiled

@@ -66,10 +66,20 @@ pub struct Sequencer {
 impl Sequencer {
     /// Starts the sequencer: it first folds the whole log into its state (until then requests
     /// wait, and [`is_ready`](Self::is_ready) is false), then admits requests.
-    pub fn start(log: Arc<dyn EventLog>, directory: Arc<dyn Directory + Send + Sync>, max_group_requests: usize) -> Self {
+    pub fn start(
+        log: Arc<dyn EventLog>,
+        directory: Arc<dyn Directory + Send + Sync>,
+        max_group_requests: usize,
+    ) -> Self {
         let (jobs, receiver) = mpsc::channel(4 * max_group_requests.max(1));
         let (ready_tx, ready) = watch::channel(false);
-        tokio::spawn(run(receiver, log, directory, max_group_requests.max(1), ready_tx));
+        tokio::spawn(run(
+            receiver,
+            log,
+            directory,
+            max_group_requests.max(1),
+            ready_tx,
+        ));
         Self { jobs, ready }
     }
 
@@ -85,9 +95,19 @@ impl Sequencer {
         submissions: Vec<Submission>,
     ) -> Result<Vec<Receipt>, SequencerError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job { organization, submissions, reply, span: tracing::Span::current() };
-        self.jobs.send(job).await.map_err(|_| SequencerError::Unavailable("the sequencer has stopped".into()))?;
-        answer.await.map_err(|_| SequencerError::Unavailable("the sequencer stopped before answering".into()))?
+        let job = Job {
+            organization,
+            submissions,
+            reply,
+            span: tracing::Span::current(),
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| SequencerError::Unavailable("the sequencer has stopped".into()))?;
+        answer.await.map_err(|_| {
+            SequencerError::Unavailable("the sequencer stopped before answering".into())
+        })?
     }
 }
 
@@ -101,10 +121,10 @@ pub async fn load_state(log: &dyn EventLog) -> stigmergy_log::Result<CaptureStat
         after = last.position;
         for stored in page {
             let mut retracted = RetractedEvents::new();
-            if let EventPayload::EventRetracted(p) = &stored.event.payload {
-                if let Some(original) = log.get(p.event_id).await? {
-                    retracted.insert(p.event_id, original.event);
-                }
+            if let EventPayload::EventRetracted(p) = &stored.event.payload
+                && let Some(original) = log.get(p.event_id).await?
+            {
+                retracted.insert(p.event_id, original.event);
             }
             state.apply_recorded(&stored.event, stored.position, &retracted);
         }
@@ -115,9 +135,15 @@ pub async fn load_state(log: &dyn EventLog) -> stigmergy_log::Result<CaptureStat
 async fn load_until_it_works(log: &dyn EventLog) -> CaptureState {
     let mut delay = Duration::from_millis(100);
     loop {
-        match load_state(log).instrument(info_span!("capture.load_state")).await {
+        match load_state(log)
+            .instrument(info_span!("capture.load_state"))
+            .await
+        {
             Ok(state) => {
-                info!(events = state.event_count(), "capture state loaded from the log");
+                info!(
+                    events = state.event_count(),
+                    "capture state loaded from the log"
+                );
                 return state;
             }
             Err(failure) => {
@@ -162,15 +188,27 @@ async fn run(
             Ok(retracted) => retracted,
             Err(failure) => {
                 for job in group {
-                    let _ = job.reply.send(Err(SequencerError::Unavailable(failure.to_string())));
+                    let _ = job
+                        .reply
+                        .send(Err(SequencerError::Unavailable(failure.to_string())));
                 }
                 continue;
             }
         };
-        let span = info_span!("capture.group", requests = group.len(), new_events = tracing::field::Empty);
-        let healthy = process_group(&mut state, group, log.as_ref(), directory.as_ref(), &retracted)
-            .instrument(span)
-            .await;
+        let span = info_span!(
+            "capture.group",
+            requests = group.len(),
+            new_events = tracing::field::Empty
+        );
+        let healthy = process_group(
+            &mut state,
+            group,
+            log.as_ref(),
+            directory.as_ref(),
+            &retracted,
+        )
+        .instrument(span)
+        .await;
         if !healthy {
             ready.send_replace(false);
             state = load_until_it_works(log.as_ref()).await;
@@ -220,7 +258,11 @@ async fn process_group(
         for (index, submission) in job.submissions.into_iter().enumerate() {
             let admitted = state
                 .seal(submission, &seal(&job.organization))
-                .and_then(|event| state.admit(&event, directory, retracted).map(|outcome| (event, outcome)));
+                .and_then(|event| {
+                    state
+                        .admit(&event, directory, retracted)
+                        .map(|outcome| (event, outcome))
+                });
             match admitted {
                 Ok((event, outcome)) => {
                     outcomes.push((event.event_id, outcome));
@@ -243,7 +285,10 @@ async fn process_group(
             None => {
                 state.commit();
                 new_events.extend(job_events);
-                admitted.push(Admitted { reply: job.reply, outcomes });
+                admitted.push(Admitted {
+                    reply: job.reply,
+                    outcomes,
+                });
             }
         }
     }
@@ -259,7 +304,9 @@ async fn process_group(
             Err(failure) => {
                 warn!(error = %failure, "append failed; the group is refused and the state reloaded");
                 for job in admitted {
-                    let _ = job.reply.send(Err(SequencerError::Unavailable(failure.to_string())));
+                    let _ = job
+                        .reply
+                        .send(Err(SequencerError::Unavailable(failure.to_string())));
                 }
                 return false;
             }
@@ -277,7 +324,8 @@ async fn process_group(
                 })
             })
             .collect();
-        let answer = receipts.ok_or_else(|| SequencerError::Unavailable("an event has no log position".into()));
+        let answer = receipts
+            .ok_or_else(|| SequencerError::Unavailable("an event has no log position".into()));
         let _ = job.reply.send(answer);
     }
     true

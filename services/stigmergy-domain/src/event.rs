@@ -17,7 +17,7 @@ pub const CURRENT_SCHEMA_VERSION: SchemaVersion = SchemaVersion(1);
 /// The version of an event's schema. Stored events never change; an upcaster turns an older
 /// version into the current one when one is introduced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
+#[serde(try_from = "f64", into = "u32")]
 pub struct SchemaVersion(u32);
 
 impl SchemaVersion {
@@ -38,7 +38,24 @@ impl TryFrom<u32> for SchemaVersion {
         if value == CURRENT_SCHEMA_VERSION.0 {
             Ok(Self(value))
         } else {
-            Err(format!("schema version {value} is not supported; the current version is 1"))
+            Err(format!(
+                "schema version {value} is not supported; the current version is 1"
+            ))
+        }
+    }
+}
+
+/// JSON does not tell `1` from `1.0`, and neither does the schema's `const`; so any number equal to
+/// a supported version is that version.
+impl TryFrom<f64> for SchemaVersion {
+    type Error = String;
+    fn try_from(value: f64) -> Result<Self, Self::Error> {
+        if value == f64::from(CURRENT_SCHEMA_VERSION.0) {
+            Ok(CURRENT_SCHEMA_VERSION)
+        } else {
+            Err(format!(
+                "schema version {value} is not supported; the current version is 1"
+            ))
         }
     }
 }
@@ -194,13 +211,25 @@ pub struct SubmissionError {
 
 impl fmt::Display for SubmissionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "at {}: {}", if self.pointer.is_empty() { "/" } else { &self.pointer }, self.detail)
+        write!(
+            f,
+            "at {}: {}",
+            if self.pointer.is_empty() {
+                "/"
+            } else {
+                &self.pointer
+            },
+            self.detail
+        )
     }
 }
 
 impl std::error::Error for SubmissionError {}
 
-fn parse_at<T: for<'de> Deserialize<'de>>(value: Value, prefix: &str) -> Result<T, SubmissionError> {
+fn parse_at<T: for<'de> Deserialize<'de>>(
+    value: Value,
+    prefix: &str,
+) -> Result<T, SubmissionError> {
     serde_path_to_error::deserialize(value).map_err(|error| {
         let mut pointer = prefix.to_owned();
         for segment in error.path().iter() {
@@ -214,7 +243,10 @@ fn parse_at<T: for<'de> Deserialize<'de>>(value: Value, prefix: &str) -> Result<
                 Segment::Unknown => {}
             }
         }
-        SubmissionError { pointer, detail: error.into_inner().to_string() }
+        SubmissionError {
+            pointer,
+            detail: error.into_inner().to_string(),
+        }
     })
 }
 
@@ -235,15 +267,26 @@ pub struct Submission {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawSubmission {
+    #[serde(default, deserialize_with = "present")]
     event_id: Option<EventId>,
     #[serde(rename = "type")]
     event_type: EventType,
     #[serde(default)]
     schema_version: SchemaVersion,
     occurred_at: Timestamp,
+    #[serde(default, deserialize_with = "present")]
     recorded_by: Option<OrganizationId>,
+    #[serde(default, deserialize_with = "present")]
     subject: Option<Iri>,
     payload: Value,
+}
+
+/// An optional envelope field is absent or holds a value; `null` is refused, as the schema
+/// refuses it.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 impl Submission {
@@ -265,16 +308,28 @@ impl Submission {
         if let Some(id) = &self.event_id {
             object.insert("eventId".into(), Value::String(id.to_string()));
         }
-        object.insert("type".into(), Value::String(self.payload.event_type().name().into()));
-        object.insert("schemaVersion".into(), Value::from(self.schema_version.get()));
-        object.insert("occurredAt".into(), Value::String(self.occurred_at.to_string()));
+        object.insert(
+            "type".into(),
+            Value::String(self.payload.event_type().name().into()),
+        );
+        object.insert(
+            "schemaVersion".into(),
+            Value::from(self.schema_version.get()),
+        );
+        object.insert(
+            "occurredAt".into(),
+            Value::String(self.occurred_at.to_string()),
+        );
         if let Some(by) = &self.recorded_by {
             object.insert("recordedBy".into(), Value::String(by.to_string()));
         }
         if let Some(subject) = &self.subject {
             object.insert("subject".into(), Value::String(subject.to_string()));
         }
-        object.insert("payload".into(), serde_json::to_value(&self.payload).unwrap_or(Value::Null));
+        object.insert(
+            "payload".into(),
+            serde_json::to_value(&self.payload).unwrap_or(Value::Null),
+        );
         Value::Object(object)
     }
 }
@@ -344,7 +399,8 @@ struct EnvelopeIn {
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = EnvelopeIn::deserialize(deserializer)?;
-        let payload = EventPayload::from_json(raw.event_type, raw.payload).map_err(D::Error::custom)?;
+        let payload =
+            EventPayload::from_json(raw.event_type, raw.payload).map_err(D::Error::custom)?;
         Ok(Self {
             event_id: raw.event_id,
             schema_version: raw.schema_version,

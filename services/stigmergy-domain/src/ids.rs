@@ -368,9 +368,19 @@ mod tests {
 
     #[test]
     fn licences_and_share_alike_families() {
-        let family = |text: &str| Licence::parse(text).ok().and_then(|l| l.share_alike_family());
-        assert_eq!(family("CERN-OHL-S-2.0"), Some(ShareAlikeFamily::CernOhlStrong));
-        assert_eq!(family("CC-BY-SA-4.0"), Some(ShareAlikeFamily::CreativeCommonsShareAlike));
+        let family = |text: &str| {
+            Licence::parse(text)
+                .ok()
+                .and_then(|l| l.share_alike_family())
+        };
+        assert_eq!(
+            family("CERN-OHL-S-2.0"),
+            Some(ShareAlikeFamily::CernOhlStrong)
+        );
+        assert_eq!(
+            family("CC-BY-SA-4.0"),
+            Some(ShareAlikeFamily::CreativeCommonsShareAlike)
+        );
         assert_eq!(family("GPL-3.0-or-later"), Some(ShareAlikeFamily::Gpl));
         assert_eq!(family("AGPL-3.0-only"), Some(ShareAlikeFamily::Agpl));
         assert_eq!(family("CERN-OHL-P-2.0"), None);

@@ -20,8 +20,8 @@ mod units;
 
 pub use digest::ContentDigest;
 pub use event::{
-    Event, EventType, LogPosition, SchemaVersion, Stage, Submission, SubmissionError,
-    CURRENT_SCHEMA_VERSION,
+    CURRENT_SCHEMA_VERSION, Event, EventPayload, EventType, LogPosition, SchemaVersion, Stage,
+    Submission, SubmissionError,
 };
 pub use ids::{CountryCode, EventId, Iri, Licence, OrganizationId, ShareAlikeFamily};
 pub use list::List;

@@ -9,16 +9,25 @@ use serde::{Deserialize, Serialize};
 /// A list of `MIN..=MAX` items.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "Vec<T>", into = "Vec<T>")]
-#[serde(bound(serialize = "T: Serialize + Clone", deserialize = "T: Deserialize<'de>"))]
+#[serde(bound(
+    serialize = "T: Serialize + Clone",
+    deserialize = "T: Deserialize<'de>"
+))]
 pub struct List<T, const MIN: usize, const MAX: usize>(Vec<T>);
 
 impl<T, const MIN: usize, const MAX: usize> List<T, MIN, MAX> {
     pub fn new(items: Vec<T>) -> Result<Self, String> {
         if items.len() < MIN {
-            return Err(format!("at least {MIN} item(s) are needed, {} given", items.len()));
+            return Err(format!(
+                "at least {MIN} item(s) are needed, {} given",
+                items.len()
+            ));
         }
         if items.len() > MAX {
-            return Err(format!("at most {MAX} items are allowed, {} given", items.len()));
+            return Err(format!(
+                "at most {MAX} items are allowed, {} given",
+                items.len()
+            ));
         }
         Ok(Self(items))
     }

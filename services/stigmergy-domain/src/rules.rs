@@ -105,13 +105,23 @@ pub struct Refusal {
 
 impl Refusal {
     fn new(rule: Rule, pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { rule, pointer: pointer.into(), detail: detail.into() }
+        Self {
+            rule,
+            pointer: pointer.into(),
+            detail: detail.into(),
+        }
     }
 }
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at {}: {}", self.rule.slug(), self.pointer, self.detail)
+        write!(
+            f,
+            "{} at {}: {}",
+            self.rule.slug(),
+            self.pointer,
+            self.detail
+        )
     }
 }
 
@@ -225,23 +235,26 @@ impl CaptureState {
 
     /// How much of a resource an organisation holds, in the resource's base unit.
     pub fn holding(&self, resource: &Iri, organization: &OrganizationId) -> f64 {
-        self.holdings.get(&(resource.clone(), organization.clone())).copied().unwrap_or(0.0)
+        self.holdings
+            .get(&(resource.clone(), organization.clone()))
+            .copied()
+            .unwrap_or(0.0)
     }
 
     /// Turns a submission into an event: adds the server's fields, derives the subject, and
     /// refuses a client-set `recordedBy` or `subject` that differs from the server's.
     pub fn seal(&self, submission: Submission, seal: &Seal) -> Result<Event, Refusal> {
-        if let Some(claimed) = &submission.recorded_by {
-            if claimed != &seal.recorded_by {
-                return Err(Refusal::new(
-                    Rule::RecordedByMismatch,
-                    "/recordedBy",
-                    format!(
-                        "the request is authenticated as {}, but the event claims to be recorded by {claimed}",
-                        seal.recorded_by
-                    ),
-                ));
-            }
+        if let Some(claimed) = &submission.recorded_by
+            && claimed != &seal.recorded_by
+        {
+            return Err(Refusal::new(
+                Rule::RecordedByMismatch,
+                "/recordedBy",
+                format!(
+                    "the request is authenticated as {}, but the event claims to be recorded by {claimed}",
+                    seal.recorded_by
+                ),
+            ));
         }
         if submission.occurred_at.datetime() > seal.recorded_at.datetime() + MAX_CLOCK_SKEW {
             return Err(Refusal::new(
@@ -256,7 +269,8 @@ impl CaptureState {
             ));
         }
         let subject = match &submission.payload {
-            EventPayload::EventRetracted(retraction) => match self.events.get(&retraction.event_id) {
+            EventPayload::EventRetracted(retraction) => match self.events.get(&retraction.event_id)
+            {
                 Some(record) => record.subject.clone(),
                 None => {
                     return Err(Refusal::new(
@@ -267,17 +281,21 @@ impl CaptureState {
                 }
             },
             payload => payload.own_subject().cloned().ok_or_else(|| {
-                Refusal::new(Rule::SubjectMismatch, "/subject", "the payload names no subject")
-            })?,
-        };
-        if let Some(claimed) = &submission.subject {
-            if claimed != &subject {
-                return Err(Refusal::new(
+                Refusal::new(
                     Rule::SubjectMismatch,
                     "/subject",
-                    format!("the payload implies the subject {subject}, not {claimed}"),
-                ));
-            }
+                    "the payload names no subject",
+                )
+            })?,
+        };
+        if let Some(claimed) = &submission.subject
+            && claimed != &subject
+        {
+            return Err(Refusal::new(
+                Rule::SubjectMismatch,
+                "/subject",
+                format!("the payload implies the subject {subject}, not {claimed}"),
+            ));
         }
         Ok(Event {
             event_id: submission.event_id.unwrap_or(seal.minted_id),
@@ -303,7 +321,9 @@ impl CaptureState {
 
     /// Undoes everything admitted since [`begin`](Self::begin).
     pub fn rollback(&mut self) {
-        let Some(journal) = self.journal.take() else { return };
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
         for undo in journal.into_iter().rev() {
             match undo {
                 Undo::Event(key, old) => restore(&mut self.events, key, old),
@@ -346,7 +366,12 @@ impl CaptureState {
 
     /// Applies an event read back from the log, without checking any rule (the log is the truth;
     /// what contradicts it is for the projectors to flag as an anomaly).
-    pub fn apply_recorded(&mut self, event: &Event, position: LogPosition, retracted: &RetractedEvents) {
+    pub fn apply_recorded(
+        &mut self,
+        event: &Event,
+        position: LogPosition,
+        retracted: &RetractedEvents,
+    ) {
         if self.events.contains_key(&event.event_id) {
             return;
         }
@@ -397,7 +422,8 @@ impl CaptureState {
     fn add_holding(&mut self, resource: &Iri, organization: &OrganizationId, delta: f64) {
         let key = (resource.clone(), organization.clone());
         let old = self.holdings.get(&key).copied();
-        self.holdings.insert(key.clone(), old.unwrap_or(0.0) + delta);
+        self.holdings
+            .insert(key.clone(), old.unwrap_or(0.0) + delta);
         if let Some(journal) = &mut self.journal {
             journal.push(Undo::Holding(key, old));
         }
@@ -450,7 +476,10 @@ impl CaptureState {
                 for line in p.lines.iter() {
                     let amount = line.quantity.measure().amount;
                     self.add_holding(&line.resource, by, -sign * amount);
-                    match lines.iter_mut().find(|(resource, _)| resource == &line.resource) {
+                    match lines
+                        .iter_mut()
+                        .find(|(resource, _)| resource == &line.resource)
+                    {
                         Some((_, total)) => *total += amount,
                         None => lines.push((line.resource.clone(), amount)),
                     }
@@ -487,13 +516,13 @@ impl CaptureState {
                 }
             }
             EventPayload::EventRetracted(p) => {
-                if let Some(mut record) = self.events.get(&p.event_id).cloned() {
-                    if !record.retracted {
-                        record.retracted = true;
-                        self.put_event(p.event_id, Some(record));
-                        if let Some(original) = retracted.get(&p.event_id) {
-                            self.apply_effects(original, -sign, retracted);
-                        }
+                if let Some(mut record) = self.events.get(&p.event_id).cloned()
+                    && !record.retracted
+                {
+                    record.retracted = true;
+                    self.put_event(p.event_id, Some(record));
+                    if let Some(original) = retracted.get(&p.event_id) {
+                        self.apply_effects(original, -sign, retracted);
                     }
                 }
             }
@@ -508,38 +537,56 @@ impl CaptureState {
     ) -> Result<(), Refusal> {
         let by = &event.recorded_by;
         match &event.payload {
-            EventPayload::DesignPublished(p) => self.require_new_resource(&p.design_id, "/payload/designId"),
+            EventPayload::DesignPublished(p) => {
+                self.require_new_resource(&p.design_id, "/payload/designId")
+            }
             EventPayload::DesignForked(p) => {
                 self.require_new_resource(&p.design_id, "/payload/designId")?;
-                let parent = self.require_kind(&p.parent_design_id, "/payload/parentDesignId", &[ResourceKind::Design])?;
-                let family = parent.licence.as_ref().and_then(Licence::share_alike_family);
-                if let Some(family) = family {
-                    if p.licence.share_alike_family() != Some(family) {
-                        return Err(Refusal::new(
-                            Rule::ShareAlike,
-                            "/payload/licence",
-                            format!(
-                                "the parent design is under the share-alike {} family; {} is not in it",
-                                family.name(),
-                                p.licence.as_str()
-                            ),
-                        ));
-                    }
-                }
-                Ok(())
-            }
-            EventPayload::ContributionRecorded(p) => {
-                let target = self.require_kind(&p.target, "/payload/target", &[ResourceKind::Design, ResourceKind::Batch])?;
-                if &target.recorded_by != by {
+                let parent = self.require_kind(
+                    &p.parent_design_id,
+                    "/payload/parentDesignId",
+                    &[ResourceKind::Design],
+                )?;
+                let family = parent
+                    .licence
+                    .as_ref()
+                    .and_then(Licence::share_alike_family);
+                if let Some(family) = family
+                    && p.licence.share_alike_family() != Some(family)
+                {
                     return Err(Refusal::new(
-                        Rule::NotMaintainer,
-                        "/payload/target",
-                        format!("{} was recorded by {}, not by {by}", p.target, target.recorded_by),
+                        Rule::ShareAlike,
+                        "/payload/licence",
+                        format!(
+                            "the parent design is under the share-alike {} family; {} is not in it",
+                            family.name(),
+                            p.licence.as_str()
+                        ),
                     ));
                 }
                 Ok(())
             }
-            EventPayload::MaterialSourced(p) => self.require_new_resource(&p.lot_id, "/payload/lotId"),
+            EventPayload::ContributionRecorded(p) => {
+                let target = self.require_kind(
+                    &p.target,
+                    "/payload/target",
+                    &[ResourceKind::Design, ResourceKind::Batch],
+                )?;
+                if &target.recorded_by != by {
+                    return Err(Refusal::new(
+                        Rule::NotMaintainer,
+                        "/payload/target",
+                        format!(
+                            "{} was recorded by {}, not by {by}",
+                            p.target, target.recorded_by
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            EventPayload::MaterialSourced(p) => {
+                self.require_new_resource(&p.lot_id, "/payload/lotId")
+            }
             EventPayload::BatchFabricated(p) => {
                 self.require_new_resource(&p.batch_id, "/payload/batchId")?;
                 self.require_kind(&p.design_id, "/payload/designId", &[ResourceKind::Design])?;
@@ -547,7 +594,13 @@ impl CaptureState {
                     .inputs
                     .iter()
                     .enumerate()
-                    .map(|(i, input)| (format!("/payload/inputs/{i}"), &input.resource, &input.quantity))
+                    .map(|(i, input)| {
+                        (
+                            format!("/payload/inputs/{i}"),
+                            &input.resource,
+                            &input.quantity,
+                        )
+                    })
                     .collect();
                 self.consume(by, &inputs, None)
             }
@@ -570,13 +623,23 @@ impl CaptureState {
                     .lines
                     .iter()
                     .enumerate()
-                    .map(|(i, line)| (format!("/payload/lines/{i}"), &line.resource, &line.quantity))
+                    .map(|(i, line)| {
+                        (
+                            format!("/payload/lines/{i}"),
+                            &line.resource,
+                            &line.quantity,
+                        )
+                    })
                     .collect();
                 self.consume(by, &lines, None)
             }
             EventPayload::ShipmentReceived(p) => self.check_receipt(by, p),
             EventPayload::BatchRepaired(p) => {
-                self.require_kind(&p.resource, "/payload/resource", &[ResourceKind::MaterialLot, ResourceKind::Batch])?;
+                self.require_kind(
+                    &p.resource,
+                    "/payload/resource",
+                    &[ResourceKind::MaterialLot, ResourceKind::Batch],
+                )?;
                 if self.holding(&p.resource, by) <= 0.0 {
                     return Err(Refusal::new(
                         Rule::Custody,
@@ -588,7 +651,13 @@ impl CaptureState {
                     .parts
                     .iter()
                     .enumerate()
-                    .map(|(i, part)| (format!("/payload/parts/{i}"), &part.resource, &part.quantity))
+                    .map(|(i, part)| {
+                        (
+                            format!("/payload/parts/{i}"),
+                            &part.resource,
+                            &part.quantity,
+                        )
+                    })
                     .collect();
                 self.consume(by, &parts, Some(&p.resource))
             }
@@ -610,7 +679,8 @@ impl CaptureState {
                 }
                 let input = p.quantity.measure();
                 if input.unit == Unit::Kilogram {
-                    let outputs: Vec<_> = p.output_lots.iter().map(|o| o.quantity.measure()).collect();
+                    let outputs: Vec<_> =
+                        p.output_lots.iter().map(|o| o.quantity.measure()).collect();
                     if outputs.iter().all(|m| m.unit == Unit::Kilogram) {
                         let recovered: f64 = outputs.iter().map(|m| m.amount).sum();
                         if exceeds(recovered, input.amount) {
@@ -643,7 +713,10 @@ impl CaptureState {
             return Err(Refusal::new(
                 Rule::NotAddressee,
                 "/payload/shipmentId",
-                format!("shipment {} is addressed to {}, not to {by}", p.shipment_id, shipment.consignee),
+                format!(
+                    "shipment {} is addressed to {}, not to {by}",
+                    p.shipment_id, shipment.consignee
+                ),
             ));
         }
         if shipment.received {
@@ -656,11 +729,15 @@ impl CaptureState {
         let mut received: Vec<(&Iri, f64)> = Vec::new();
         for (i, line) in p.lines.iter().enumerate() {
             let pointer = format!("/payload/lines/{i}");
-            let Some((_, dispatched)) = shipment.lines.iter().find(|(r, _)| r == &line.resource) else {
+            let Some((_, dispatched)) = shipment.lines.iter().find(|(r, _)| r == &line.resource)
+            else {
                 return Err(Refusal::new(
                     Rule::NotInShipment,
                     format!("{pointer}/resource"),
-                    format!("{} was not dispatched in shipment {}", line.resource, p.shipment_id),
+                    format!(
+                        "{} was not dispatched in shipment {}",
+                        line.resource, p.shipment_id
+                    ),
                 ));
             };
             self.require_unit(&line.resource, &line.quantity, &pointer)?;
@@ -708,7 +785,10 @@ impl CaptureState {
             return Err(Refusal::new(
                 Rule::NotYourEvent,
                 "/payload/eventId",
-                format!("event {} was recorded by {}", p.event_id, record.recorded_by),
+                format!(
+                    "event {} was recorded by {}",
+                    p.event_id, record.recorded_by
+                ),
             ));
         }
         if record.event_type == EventType::EventRetracted {
@@ -729,7 +809,10 @@ impl CaptureState {
             return Err(Refusal::new(
                 Rule::NotYetDurable,
                 "/payload/eventId",
-                format!("event {} is being recorded in this batch; retract it in a later one", p.event_id),
+                format!(
+                    "event {} is being recorded in this batch; retract it in a later one",
+                    p.event_id
+                ),
             ));
         }
         for (i, corrective) in p.corrective_event_ids.iter().enumerate() {
@@ -755,7 +838,12 @@ impl CaptureState {
         }
     }
 
-    fn require_kind(&self, id: &Iri, pointer: &str, kinds: &[ResourceKind]) -> Result<&Resource, Refusal> {
+    fn require_kind(
+        &self,
+        id: &Iri,
+        pointer: &str,
+        kinds: &[ResourceKind],
+    ) -> Result<&Resource, Refusal> {
         let Some(resource) = self.resources.get(id) else {
             return Err(Refusal::new(
                 Rule::UnresolvedReference,
@@ -768,7 +856,11 @@ impl CaptureState {
             return Err(Refusal::new(
                 Rule::WrongKind,
                 pointer,
-                format!("{id} is {}, not {}", resource.kind.noun(), wanted.join(" or ")),
+                format!(
+                    "{id} is {}, not {}",
+                    resource.kind.noun(),
+                    wanted.join(" or ")
+                ),
             ));
         }
         Ok(resource)
@@ -810,7 +902,11 @@ impl CaptureState {
                     format!("{resource} cannot be a part of itself"),
                 ));
             }
-            self.require_kind(resource, &format!("{pointer}/resource"), &[ResourceKind::MaterialLot, ResourceKind::Batch])?;
+            self.require_kind(
+                resource,
+                &format!("{pointer}/resource"),
+                &[ResourceKind::MaterialLot, ResourceKind::Batch],
+            )?;
             self.require_unit(resource, quantity, pointer)?;
             let amount = quantity.measure().amount;
             let total = match totals.iter_mut().find(|(r, _)| r == resource) {

@@ -29,7 +29,12 @@ pub const ENVELOPE_SCHEMA_PATH: &str = "envelope.schema.json";
 pub fn schema_files() -> Vec<(String, Value)> {
     let mut files: Vec<(String, Value)> = EventType::ALL
         .iter()
-        .map(|&event_type| (submission_schema_path(event_type), submission_schema(event_type)))
+        .map(|&event_type| {
+            (
+                submission_schema_path(event_type),
+                submission_schema(event_type),
+            )
+        })
         .collect();
     files.push((ENVELOPE_SCHEMA_PATH.to_owned(), envelope_schema()));
     files

@@ -9,12 +9,28 @@ use regex::Regex;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+macro_rules! month_day_time {
+    () => {
+        concat!(
+            "-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])",
+            "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.][0-9]{1,9})?",
+        )
+    };
+}
+
 /// The shape of an accepted timestamp. Leap seconds (`:60`) and 24:00 are refused, and the date
-/// itself is checked by the parser and by the schema's `date-time` format.
+/// itself is checked by the parser and by the schema's `date-time` format. Years 0001 to 9998 may
+/// carry any offset, years 0000 and 9999 only `Z`: so every accepted instant is written back in
+/// UTC with a four-digit year, and reads back the same.
 const TIMESTAMP_PATTERN: &str = concat!(
-    "^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])",
-    "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.][0-9]{1,9})?",
-    "(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+    "^(?:",
+    "(?:0(?:00[1-9]|0[1-9][0-9]|[1-9][0-9]{2})|[1-8][0-9]{3}|9(?:[0-8][0-9]{2}|9[0-8][0-9]|99[0-8]))",
+    month_day_time!(),
+    "(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])",
+    "|(?:0000|9999)",
+    month_day_time!(),
+    "Z",
+    ")$"
 );
 
 static TIMESTAMP_RE: LazyLock<Regex> = LazyLock::new(|| {
@@ -31,7 +47,9 @@ pub struct Timestamp(DateTime<Utc>);
 impl Timestamp {
     pub fn parse(text: &str) -> Result<Self, String> {
         let refuse = || {
-            format!("{text:?} is not a timestamp: use RFC 3339 with an offset, e.g. 2026-05-01T08:30:00Z")
+            format!(
+                "{text:?} is not a timestamp: use RFC 3339 with an offset, e.g. 2026-05-01T08:30:00Z"
+            )
         };
         if !TIMESTAMP_RE.is_match(text) {
             return Err(refuse());
@@ -101,15 +119,33 @@ mod tests {
     #[test]
     fn timestamps_round_trip_in_utc() {
         let parsed = Timestamp::parse("2026-05-01T10:30:00.250+02:00").ok();
-        assert_eq!(parsed.map(|t| t.to_string()).as_deref(), Some("2026-05-01T08:30:00.250Z"));
+        assert_eq!(
+            parsed.map(|t| t.to_string()).as_deref(),
+            Some("2026-05-01T08:30:00.250Z")
+        );
         for refused in [
             "2026-05-01 08:30:00Z",
             "2026-05-01T08:30:00",
             "2026-02-30T08:30:00Z",
             "2026-05-01T23:59:60Z",
             "2026-05-01t08:30:00z",
+            "0000-01-01T00:30:00+01:00",
+            "9999-12-31T23:30:00-01:00",
+            "0000-06-01T00:00:00+00:00",
         ] {
             assert!(Timestamp::parse(refused).is_err(), "{refused}");
+        }
+        for edge in [
+            "0001-01-01T00:00:00+23:59",
+            "9998-12-31T23:59:59-23:59",
+            "9999-12-31T23:59:59Z",
+        ] {
+            let parsed = Timestamp::parse(edge);
+            let read_back = parsed
+                .as_ref()
+                .ok()
+                .map(|t| Timestamp::parse(&t.to_string()));
+            assert_eq!(read_back, Some(parsed), "{edge}");
         }
     }
 }

@@ -195,7 +195,10 @@ pub struct Quantity {
 impl Quantity {
     pub fn measure(&self) -> Measure {
         let (unit, factor) = self.unit.base();
-        Measure { amount: self.amount.get() * factor, unit }
+        Measure {
+            amount: self.amount.get() * factor,
+            unit,
+        }
     }
 }
 
@@ -243,7 +246,12 @@ pub struct MassQuantity {
 
 impl MassQuantity {
     pub fn kilograms(&self) -> f64 {
-        Quantity { amount: self.amount, unit: self.unit.into() }.measure().amount
+        Quantity {
+            amount: self.amount,
+            unit: self.unit.into(),
+        }
+        .measure()
+        .amount
     }
 }
 
@@ -278,10 +286,34 @@ mod tests {
 
     #[test]
     fn mass_units_convert_through_the_kilogram() {
-        let q = |amount, unit| Quantity { amount: PositiveAmount(amount), unit }.measure();
-        assert_eq!(q(2.0, Unit::Tonne), Measure { amount: 2000.0, unit: Unit::Kilogram });
-        assert_eq!(q(500.0, Unit::Gram), Measure { amount: 0.5, unit: Unit::Kilogram });
-        assert_eq!(q(3.0, Unit::Piece), Measure { amount: 3.0, unit: Unit::Piece });
+        let q = |amount, unit| {
+            Quantity {
+                amount: PositiveAmount(amount),
+                unit,
+            }
+            .measure()
+        };
+        assert_eq!(
+            q(2.0, Unit::Tonne),
+            Measure {
+                amount: 2000.0,
+                unit: Unit::Kilogram
+            }
+        );
+        assert_eq!(
+            q(500.0, Unit::Gram),
+            Measure {
+                amount: 0.5,
+                unit: Unit::Kilogram
+            }
+        );
+        assert_eq!(
+            q(3.0, Unit::Piece),
+            Measure {
+                amount: 3.0,
+                unit: Unit::Piece
+            }
+        );
         assert_ne!(q(1.0, Unit::Litre).unit, q(1.0, Unit::Millilitre).unit);
     }
 

@@ -15,7 +15,10 @@ fn committed_schemas_match_the_generated_ones() {
     let mut stale = Vec::new();
     for (path, schema) in schema_files() {
         let file = schemas_dir().join(&path);
-        let generated = format!("{}\n", serde_json::to_string_pretty(&schema).expect("schema serialises"));
+        let generated = format!(
+            "{}\n",
+            serde_json::to_string_pretty(&schema).expect("schema serialises")
+        );
         let committed = std::fs::read_to_string(&file).unwrap_or_default();
         if committed != generated {
             if bless {

@@ -68,7 +68,8 @@ pub struct OrganizationDirectory {
 
 impl std::fmt::Debug for OrganizationDirectory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OrganizationDirectory").finish_non_exhaustive()
+        f.debug_struct("OrganizationDirectory")
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,7 +94,8 @@ fn name_key(name: &str) -> String {
 impl OrganizationDirectory {
     /// Opens (creating when missing) the directory in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         let connection = Connection::open(dir.join("organizations.sqlite"))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
@@ -101,30 +103,53 @@ impl OrganizationDirectory {
         connection.execute_batch(SCHEMA)?;
         let mut cache = Cache::default();
         {
-            let mut statement = connection.prepare("SELECT id, name, created_at FROM organizations")?;
+            let mut statement =
+                connection.prepare("SELECT id, name, created_at FROM organizations")?;
             let rows = statement.query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
             })?;
             for row in rows {
                 let (id, name, created_at) = row?;
                 let id = Iri::parse(id).map_err(Error::Unavailable)?;
-                cache.by_id.insert(id.clone(), Organization { id, name, created_at });
+                cache.by_id.insert(
+                    id.clone(),
+                    Organization {
+                        id,
+                        name,
+                        created_at,
+                    },
+                );
             }
-            let mut statement = connection.prepare("SELECT key_hash, organization_id FROM api_keys")?;
-            let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+            let mut statement =
+                connection.prepare("SELECT key_hash, organization_id FROM api_keys")?;
+            let rows = statement.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?;
             for row in rows {
                 let (hash, id) = row?;
                 let id = Iri::parse(id).map_err(Error::Unavailable)?;
                 cache.by_key_hash.insert(hash, id);
             }
         }
-        Ok(Self { connection: Arc::new(Mutex::new(connection)), cache: Arc::new(RwLock::new(cache)) })
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+            cache: Arc::new(RwLock::new(cache)),
+        })
     }
 
-    async fn write<T: Send + 'static>(&self, work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let connection = self.connection.clone();
         tokio::task::spawn_blocking(move || {
-            let mut connection = connection.lock().map_err(|_| Error::Unavailable("a writer panicked".into()))?;
+            let mut connection = connection
+                .lock()
+                .map_err(|_| Error::Unavailable("a writer panicked".into()))?;
             work(&mut connection)
         })
         .await
@@ -132,11 +157,15 @@ impl OrganizationDirectory {
     }
 
     fn cache_read(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
-        self.cache.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cache
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn cache_write(&self) -> std::sync::RwLockWriteGuard<'_, Cache> {
-        self.cache.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cache
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Registers an organisation and issues its first API key. Names are unique, ignoring case and
@@ -170,7 +199,9 @@ impl OrganizationDirectory {
         .await?;
         let mut cache = self.cache_write();
         cache.by_key_hash.insert(key_hash, organization.id.clone());
-        cache.by_id.insert(organization.id.clone(), organization.clone());
+        cache
+            .by_id
+            .insert(organization.id.clone(), organization.clone());
         Ok((organization, key))
     }
 
@@ -185,7 +216,11 @@ impl OrganizationDirectory {
         self.write(move |connection| {
             connection.execute(
                 "INSERT INTO api_keys (key_hash, organization_id, created_at) VALUES (?1, ?2, ?3)",
-                params![hash, owner, Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)],
+                params![
+                    hash,
+                    owner,
+                    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                ],
             )?;
             Ok(())
         })
@@ -233,18 +268,30 @@ mod tests {
         let directory = OrganizationDirectory::open(dir.path())?;
         let (acme, key) = directory.create("Acme Microfactory").await?;
         assert!(key.expose().starts_with("stg_"));
-        assert_eq!(directory.authenticate(key.expose()).map(|o| o.id), Some(acme.id.clone()));
+        assert_eq!(
+            directory.authenticate(key.expose()).map(|o| o.id),
+            Some(acme.id.clone())
+        );
         assert!(directory.authenticate("stg_wrong").is_none());
-        assert!(matches!(directory.create("  acme microfactory ").await, Err(Error::NameTaken(_))));
+        assert!(matches!(
+            directory.create("  acme microfactory ").await,
+            Err(Error::NameTaken(_))
+        ));
         let second = directory.issue_key(&acme.id).await?;
         drop(directory);
 
         let reopened = OrganizationDirectory::open(dir.path())?;
-        assert_eq!(reopened.authenticate(key.expose()).map(|o| o.name), Some("Acme Microfactory".into()));
+        assert_eq!(
+            reopened.authenticate(key.expose()).map(|o| o.name),
+            Some("Acme Microfactory".into())
+        );
         assert!(reopened.authenticate(second.expose()).is_some());
         assert_eq!(reopened.list().len(), 1);
-        let stored: String = Connection::open(dir.path().join("organizations.sqlite"))?
-            .query_row("SELECT group_concat(key_hash) FROM api_keys", [], |row| row.get(0))?;
+        let stored: String = Connection::open(dir.path().join("organizations.sqlite"))?.query_row(
+            "SELECT group_concat(key_hash) FROM api_keys",
+            [],
+            |row| row.get(0),
+        )?;
         assert!(!stored.contains(key.expose()), "keys are stored hashed");
         Ok(())
     }

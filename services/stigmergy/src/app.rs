@@ -30,33 +30,51 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("address", &self.address).field("data_dir", &self.data_dir).finish()
+        f.debug_struct("Application")
+            .field("address", &self.address)
+            .field("data_dir", &self.data_dir)
+            .finish()
     }
 }
 
 fn open_log(url: &str) -> anyhow::Result<Arc<dyn EventLog>> {
     match url.parse::<LogUrl>()? {
         LogUrl::Embedded(dir) => Ok(Arc::new(
-            EmbeddedLog::open(&dir, EmbeddedLogConfig::default())
-                .with_context(|| format!("cannot open the embedded event log in {}", dir.display()))?,
+            EmbeddedLog::open(&dir, EmbeddedLogConfig::default()).with_context(|| {
+                format!("cannot open the embedded event log in {}", dir.display())
+            })?,
         )),
     }
 }
 
 async fn not_found(request: actix_web::HttpRequest) -> Result<HttpResponse, Problem> {
-    Err(Problem::not_found(format!("no route {} {}", request.method(), request.path())))
+    Err(Problem::not_found(format!(
+        "no route {} {}",
+        request.method(),
+        request.path()
+    )))
 }
 
 impl Application {
     /// Opens the stores, loads and compiles the schemas (a schema that does not compile stops
     /// here), starts the sequencer and binds the listener. Must run inside a Tokio runtime.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let schemas = Arc::new(EventSchemas::load().context("the committed event schemas are broken")?);
+        let schemas =
+            Arc::new(EventSchemas::load().context("the committed event schemas are broken")?);
         let log = open_log(&config.log_url())?;
-        let directory = OrganizationDirectory::open(&config.data_dir)
-            .with_context(|| format!("cannot open the organisation directory in {}", config.data_dir.display()))?;
-        let (token, token_source) = operator_token(config.operator_token.as_deref(), &config.data_dir)?;
-        let sequencer = Sequencer::start(log.clone(), Arc::new(directory.clone()), config.capture.max_group_requests);
+        let directory = OrganizationDirectory::open(&config.data_dir).with_context(|| {
+            format!(
+                "cannot open the organisation directory in {}",
+                config.data_dir.display()
+            )
+        })?;
+        let (token, token_source) =
+            operator_token(config.operator_token.as_deref(), &config.data_dir)?;
+        let sequencer = Sequencer::start(
+            log.clone(),
+            Arc::new(directory.clone()),
+            config.capture.max_group_requests,
+        );
         let capture = web::Data::new(Capture {
             config: config.capture.clone(),
             schemas,
@@ -66,7 +84,8 @@ impl Application {
             operator: OperatorToken::new(&token),
         });
 
-        let listener = TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener = TcpListener::bind(config.listen)
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
         let mut server = actix_web::HttpServer::new(move || {
             App::new()

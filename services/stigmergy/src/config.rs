@@ -30,7 +30,10 @@ pub struct TelemetryConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Pretty, filter: "info".into() }
+        Self {
+            format: LogFormat::Pretty,
+            filter: "info".into(),
+        }
     }
 }
 
@@ -77,12 +80,18 @@ impl Config {
         }
         figment = figment
             .merge(Env::prefixed("STIGMERGY__").split("__"))
-            .merge(Env::raw().only(&["STIGMERGY_OPERATOR_TOKEN"]).map(|_| "operator_token".into()));
+            .merge(
+                Env::raw()
+                    .only(&["STIGMERGY_OPERATOR_TOKEN"])
+                    .map(|_| "operator_token".into()),
+            );
         figment.extract().map_err(Box::new)
     }
 
     /// The event log URL in force.
     pub fn log_url(&self) -> String {
-        self.log.clone().unwrap_or_else(|| format!("embedded://{}", self.data_dir.display()))
+        self.log
+            .clone()
+            .unwrap_or_else(|| format!("embedded://{}", self.data_dir.display()))
     }
 }

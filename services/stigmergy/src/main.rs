@@ -9,7 +9,11 @@ use stigmergy::config::{Config, LogFormat};
 use stigmergy::{Application, demo, telemetry};
 
 #[derive(Parser, Debug)]
-#[command(name = "stigmergy", version, about = "Open, event-sourced supply-chain traceability for commons-based manufacturing")]
+#[command(
+    name = "stigmergy",
+    version,
+    about = "Open, event-sourced supply-chain traceability for commons-based manufacturing"
+)]
 struct Cli {
     /// A TOML configuration file (see docs/configuration.md).
     #[arg(long, global = true, env = "STIGMERGY_CONFIG")]
@@ -44,14 +48,21 @@ fn main() -> anyhow::Result<()> {
         config.telemetry.format = format;
     }
     match cli.command {
-        Command::Serve { data_dir, listen, demo } => {
+        Command::Serve {
+            data_dir,
+            listen,
+            demo,
+        } => {
             if let Some(data_dir) = data_dir {
                 config.data_dir = data_dir;
             }
             if let Some(listen) = listen {
                 config.listen = listen;
             }
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config, demo))
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve(config, demo))
         }
     }
 }
@@ -71,11 +82,19 @@ async fn serve(config: Config, load_demo: bool) -> anyhow::Result<()> {
     let operator = app.operator_token().to_owned();
     let server = tokio::spawn(app.run_until_stopped());
     if load_demo {
-        let report = demo::load(&base, &operator).await.context("loading the demo failed")?;
-        println!("Demo loaded: {} events recorded, {} already there.\n", report.recorded, report.duplicates);
+        let report = demo::load(&base, &operator)
+            .await
+            .context("loading the demo failed")?;
+        println!(
+            "Demo loaded: {} events recorded, {} already there.\n",
+            report.recorded, report.duplicates
+        );
         println!("Demo organisations and their API keys (issued for this run):");
         for organization in &report.organizations {
-            println!("  {:<28} {:<48} {}", organization.name, organization.id, organization.api_key);
+            println!(
+                "  {:<28} {:<48} {}",
+                organization.name, organization.id, organization.api_key
+            );
         }
         println!(
             "\nTry:\n  curl -s {base}/v1/events/{}\n  curl -s {base}/v1/schemas/BatchFabricated\n",
@@ -84,5 +103,8 @@ async fn serve(config: Config, load_demo: bool) -> anyhow::Result<()> {
         println!("The first batch of the demo is {}.", demo::DEMO_BATCH);
     }
     println!("Stigmergy is listening on {base} (Ctrl-C to stop).");
-    server.await.context("the server task failed")?.context("the server failed")
+    server
+        .await
+        .context("the server task failed")?
+        .context("the server failed")
 }

@@ -17,18 +17,24 @@ pub enum TokenSource {
 }
 
 /// The operator token in force, and where it came from.
-pub fn operator_token(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<(String, TokenSource)> {
+pub fn operator_token(
+    configured: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<(String, TokenSource)> {
     if let Some(token) = configured.map(str::trim).filter(|t| !t.is_empty()) {
         return Ok((token.to_owned(), TokenSource::Configured));
     }
     let path = data_dir.join("operator-token");
     match std::fs::read_to_string(&path) {
-        Ok(stored) if !stored.trim().is_empty() => return Ok((stored.trim().to_owned(), TokenSource::Stored)),
+        Ok(stored) if !stored.trim().is_empty() => {
+            return Ok((stored.trim().to_owned(), TokenSource::Stored));
+        }
         Ok(_) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     }
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let token = format!("stgop_{}", hex::encode(bytes));
@@ -39,7 +45,9 @@ pub fn operator_token(configured: Option<&str>, data_dir: &Path) -> anyhow::Resu
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     file.write_all(token.as_bytes())?;
     file.sync_all()?;
     Ok((token, TokenSource::Generated))

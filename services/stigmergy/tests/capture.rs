@@ -28,7 +28,12 @@ async fn app_with_orgs() -> (TestApp, Orgs) {
 }
 
 fn event_ids(body: &Value) -> Vec<String> {
-    body["events"].as_array().unwrap().iter().map(|e| e["eventId"].as_str().unwrap().to_owned()).collect()
+    body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventId"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -39,11 +44,20 @@ async fn every_event_type_is_accepted_and_read_back_as_recorded() {
         (&orgs.a, fork("stool-2", "stool", "CERN-OHL-S-2.0")),
         (&orgs.a, contribution("stool-2")),
         (&orgs.a, material("pla", 100.0, "KGM")),
-        (&orgs.a, batch("batch-1", "stool-2", &[("pla", 40.0, "KGM")])),
-        (&orgs.a, shipment("ship-1", &orgs.c.id, &[("batch-1", 6.0, "H87")])),
+        (
+            &orgs.a,
+            batch("batch-1", "stool-2", &[("pla", 40.0, "KGM")]),
+        ),
+        (
+            &orgs.a,
+            shipment("ship-1", &orgs.c.id, &[("batch-1", 6.0, "H87")]),
+        ),
         (&orgs.c, receipt("ship-1", &[("batch-1", 6.0, "H87")])),
         (&orgs.a, repair("batch-1", "pla", 0.5)),
-        (&orgs.c, recycling("batch-1", 2.0, "H87", &[("flakes", 1.2)])),
+        (
+            &orgs.c,
+            recycling("batch-1", 2.0, "H87", &[("flakes", 1.2)]),
+        ),
     ];
     let mut recorded = Vec::new();
     for (org, event) in &chain {
@@ -51,7 +65,11 @@ async fn every_event_type_is_accepted_and_read_back_as_recorded() {
         assert_eq!(answer.status, StatusCode::CREATED, "{answer:#?}");
         let receipt = &answer.body["events"][0];
         assert_eq!(receipt["duplicate"], json!(false));
-        recorded.push((org.id.clone(), receipt["eventId"].as_str().unwrap().to_owned(), receipt["position"].as_u64().unwrap()));
+        recorded.push((
+            org.id.clone(),
+            receipt["eventId"].as_str().unwrap().to_owned(),
+            receipt["position"].as_u64().unwrap(),
+        ));
     }
     let positions: Vec<u64> = recorded.iter().map(|r| r.2).collect();
     assert_eq!(positions, (1..=chain.len() as u64).collect::<Vec<_>>());
@@ -67,10 +85,21 @@ async fn every_event_type_is_accepted_and_read_back_as_recorded() {
         assert_eq!(stored.body["type"], submitted["type"]);
         assert_eq!(stored.body["schemaVersion"], json!(1));
         assert!(stored.body["recordedAt"].as_str().is_some());
-        assert!(stored.body["subject"].as_str().unwrap().starts_with("https://test.example/"));
+        assert!(
+            stored.body["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://test.example/")
+        );
     }
-    let retraction_event = app.get(&format!("/v1/events/{}", event_ids(&retracted)[0])).await;
-    assert_eq!(retraction_event.body["subject"], json!(id("pla")), "a retraction is about what it retracts");
+    let retraction_event = app
+        .get(&format!("/v1/events/{}", event_ids(&retracted)[0]))
+        .await;
+    assert_eq!(
+        retraction_event.body["subject"],
+        json!(id("pla")),
+        "a retraction is about what it retracts"
+    );
 }
 
 #[tokio::test]
@@ -78,27 +107,44 @@ async fn a_retracted_lot_can_no_longer_be_consumed() {
     let (app, orgs) = app_with_orgs().await;
     app.record_ok(&orgs.a, &design("d", "MIT")).await;
     let sourced = app.record_ok(&orgs.a, &material("lot", 10.0, "KGM")).await;
-    app.record_ok(&orgs.a, &retraction(&event_ids(&sourced)[0])).await;
-    let answer = app.record(&orgs.a, &batch("b", "d", &[("lot", 1.0, "KGM")])).await;
-    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{answer:#?}");
+    app.record_ok(&orgs.a, &retraction(&event_ids(&sourced)[0]))
+        .await;
+    let answer = app
+        .record(&orgs.a, &batch("b", "d", &[("lot", 1.0, "KGM")]))
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{answer:#?}"
+    );
     assert_eq!(answer.body["rule"], json!("unresolved-reference"));
 }
 
 #[tokio::test]
 async fn the_same_event_is_stored_once_and_a_reused_id_with_other_content_is_refused() {
     let (app, orgs) = app_with_orgs().await;
-    let event = with_id(material("lot", 10.0, "KGM"), "0191e1a4-7f43-7c4a-9d4e-1f2a3b4c5d6e");
+    let event = with_id(
+        material("lot", 10.0, "KGM"),
+        "0191e1a4-7f43-7c4a-9d4e-1f2a3b4c5d6e",
+    );
 
     let first = app.record(&orgs.a, &event).await;
     assert_eq!(first.status, StatusCode::CREATED);
     let again = app.record(&orgs.a, &event).await;
     assert_eq!(again.status, StatusCode::OK, "all duplicates: 200");
     assert_eq!(again.body["events"][0]["duplicate"], json!(true));
-    assert_eq!(again.body["events"][0]["position"], first.body["events"][0]["position"]);
+    assert_eq!(
+        again.body["events"][0]["position"],
+        first.body["events"][0]["position"]
+    );
 
     let mut reordered = event.clone();
     reordered["payload"]["quantity"] = json!({ "unit": "KGM", "amount": 10.0 });
-    assert_eq!(app.record(&orgs.a, &reordered).await.status, StatusCode::OK, "same content, other spelling");
+    assert_eq!(
+        app.record(&orgs.a, &reordered).await.status,
+        StatusCode::OK,
+        "same content, other spelling"
+    );
 
     let mut changed = event.clone();
     changed["payload"]["quantity"]["amount"] = json!(11);
@@ -108,9 +154,15 @@ async fn the_same_event_is_stored_once_and_a_reused_id_with_other_content_is_ref
     assert_eq!(conflict.body["errors"][0]["pointer"], json!("/eventId"));
 
     let by_another = app.record(&orgs.b, &event).await;
-    assert_eq!(by_another.status, StatusCode::CONFLICT, "another organisation cannot reuse the id");
+    assert_eq!(
+        by_another.status,
+        StatusCode::CONFLICT,
+        "another organisation cannot reuse the id"
+    );
 
-    let mixed = app.record(&orgs.a, &json!([event, material("lot-2", 1.0, "KGM")])).await;
+    let mixed = app
+        .record(&orgs.a, &json!([event, material("lot-2", 1.0, "KGM")]))
+        .await;
     assert_eq!(mixed.status, StatusCode::CREATED);
     assert_eq!(mixed.body["events"][0]["duplicate"], json!(true));
     assert_eq!(mixed.body["events"][1]["duplicate"], json!(false));
@@ -127,7 +179,7 @@ struct Refused {
     pointer: &'static str,
 }
 
-fn org<'a>(orgs: &'a Orgs, who: char) -> &'a Org {
+fn org(orgs: &Orgs, who: char) -> &Org {
     match who {
         'a' => &orgs.a,
         'b' => &orgs.b,
@@ -146,10 +198,30 @@ async fn check(case: &Refused) {
     let (who, event) = (case.when)(&orgs);
     let answer = app.record(org(&orgs, who), &event).await;
     assert_eq!(answer.status, case.status, "{}: {answer:#?}", case.name);
-    assert_eq!(answer.content_type, "application/problem+json", "{}", case.name);
-    assert_eq!(answer.body["rule"], json!(case.rule), "{}: {answer:#?}", case.name);
-    assert_eq!(answer.body["errors"][0]["pointer"], json!(case.pointer), "{}: {answer:#?}", case.name);
-    assert!(answer.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", case.name);
+    assert_eq!(
+        answer.content_type, "application/problem+json",
+        "{}",
+        case.name
+    );
+    assert_eq!(
+        answer.body["rule"],
+        json!(case.rule),
+        "{}: {answer:#?}",
+        case.name
+    );
+    assert_eq!(
+        answer.body["errors"][0]["pointer"],
+        json!(case.pointer),
+        "{}: {answer:#?}",
+        case.name
+    );
+    assert!(
+        answer.body["detail"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{}",
+        case.name
+    );
     assert_eq!(app.head().await, head, "{}: nothing is stored", case.name);
 }
 
@@ -166,7 +238,12 @@ async fn every_rule_is_refused_with_its_status_rule_and_pointer() {
         },
         Refused {
             name: "fabricating from another organisation's lot",
-            given: |_| vec![('a', material("lot", 100.0, "KGM")), ('b', design("d", "MIT"))],
+            given: |_| {
+                vec![
+                    ('a', material("lot", 100.0, "KGM")),
+                    ('b', design("d", "MIT")),
+                ]
+            },
             when: |_| ('b', batch("b", "d", &[("lot", 1.0, "KGM")])),
             status: StatusCode::FORBIDDEN,
             rule: "custody",
@@ -175,14 +252,24 @@ async fn every_rule_is_refused_with_its_status_rule_and_pointer() {
         Refused {
             name: "shipping more than is held",
             given: |_| vec![('a', material("lot", 100.0, "KGM"))],
-            when: |o| ('a', shipment("s", &o.c.id, &[("lot", 60.0, "KGM"), ("lot", 0.05, "TNE")])),
+            when: |o| {
+                (
+                    'a',
+                    shipment("s", &o.c.id, &[("lot", 60.0, "KGM"), ("lot", 0.05, "TNE")]),
+                )
+            },
             status: StatusCode::CONFLICT,
             rule: "mass-balance",
             pointer: "/payload/lines/1/quantity",
         },
         Refused {
             name: "receiving a shipment addressed to someone else",
-            given: |o| vec![('a', material("lot", 100.0, "KGM")), ('a', shipment("s", &o.c.id, &[("lot", 5.0, "KGM")]))],
+            given: |o| {
+                vec![
+                    ('a', material("lot", 100.0, "KGM")),
+                    ('a', shipment("s", &o.c.id, &[("lot", 5.0, "KGM")])),
+                ]
+            },
             when: |_| ('b', receipt("s", &[("lot", 5.0, "KGM")])),
             status: StatusCode::FORBIDDEN,
             rule: "not-addressee",
@@ -204,7 +291,12 @@ async fn every_rule_is_refused_with_its_status_rule_and_pointer() {
         },
         Refused {
             name: "receiving more than was dispatched",
-            given: |o| vec![('a', material("lot", 100.0, "KGM")), ('a', shipment("s", &o.c.id, &[("lot", 5.0, "KGM")]))],
+            given: |o| {
+                vec![
+                    ('a', material("lot", 100.0, "KGM")),
+                    ('a', shipment("s", &o.c.id, &[("lot", 5.0, "KGM")])),
+                ]
+            },
             when: |_| ('c', receipt("s", &[("lot", 5001.0, "GRM")])),
             status: StatusCode::CONFLICT,
             rule: "mass-balance",
@@ -235,7 +327,16 @@ async fn every_rule_is_refused_with_its_status_rule_and_pointer() {
         Refused {
             name: "shipping to an organisation that is not registered",
             given: |_| vec![('a', material("lot", 100.0, "KGM"))],
-            when: |_| ('a', shipment("s", "urn:uuid:00000000-0000-7000-8000-000000000000", &[("lot", 1.0, "KGM")])),
+            when: |_| {
+                (
+                    'a',
+                    shipment(
+                        "s",
+                        "urn:uuid:00000000-0000-7000-8000-000000000000",
+                        &[("lot", 1.0, "KGM")],
+                    ),
+                )
+            },
             status: StatusCode::UNPROCESSABLE_ENTITY,
             rule: "unresolved-reference",
             pointer: "/payload/consignee",
@@ -274,7 +375,12 @@ async fn every_rule_is_refused_with_its_status_rule_and_pointer() {
         },
         Refused {
             name: "consuming pieces of a lot counted in kilograms",
-            given: |_| vec![('a', material("lot", 10.0, "KGM")), ('a', design("d", "MIT"))],
+            given: |_| {
+                vec![
+                    ('a', material("lot", 10.0, "KGM")),
+                    ('a', design("d", "MIT")),
+                ]
+            },
             when: |_| ('a', batch("b", "d", &[("lot", 1.0, "H87")])),
             status: StatusCode::UNPROCESSABLE_ENTITY,
             rule: "unit-mismatch",
@@ -283,7 +389,12 @@ async fn every_rule_is_refused_with_its_status_rule_and_pointer() {
         Refused {
             name: "recovering more mass than was recycled",
             given: |_| vec![('a', material("lot", 10.0, "KGM"))],
-            when: |_| ('a', recycling("lot", 2.0, "KGM", &[("flakes", 1.5), ("chips", 1.0)])),
+            when: |_| {
+                (
+                    'a',
+                    recycling("lot", 2.0, "KGM", &[("flakes", 1.5), ("chips", 1.0)]),
+                )
+            },
             status: StatusCode::UNPROCESSABLE_ENTITY,
             rule: "output-exceeds-input",
             pointer: "/payload/outputLots",
@@ -334,7 +445,15 @@ async fn every_rule_is_refused_with_its_status_rule_and_pointer() {
         },
         Refused {
             name: "retracting another organisation's event",
-            given: |_| vec![('a', with_id(material("lot", 1.0, "KGM"), "0191e1a4-7f43-7c4a-9d4e-000000000001"))],
+            given: |_| {
+                vec![(
+                    'a',
+                    with_id(
+                        material("lot", 1.0, "KGM"),
+                        "0191e1a4-7f43-7c4a-9d4e-000000000001",
+                    ),
+                )]
+            },
             when: |_| ('b', retraction("0191e1a4-7f43-7c4a-9d4e-000000000001")),
             status: StatusCode::FORBIDDEN,
             rule: "not-your-event",
@@ -344,7 +463,13 @@ async fn every_rule_is_refused_with_its_status_rule_and_pointer() {
             name: "retracting twice",
             given: |_| {
                 vec![
-                    ('a', with_id(material("lot", 1.0, "KGM"), "0191e1a4-7f43-7c4a-9d4e-000000000001")),
+                    (
+                        'a',
+                        with_id(
+                            material("lot", 1.0, "KGM"),
+                            "0191e1a4-7f43-7c4a-9d4e-000000000001",
+                        ),
+                    ),
                     ('a', retraction("0191e1a4-7f43-7c4a-9d4e-000000000001")),
                 ]
             },
@@ -371,23 +496,50 @@ async fn every_rule_is_refused_with_its_status_rule_and_pointer() {
 async fn a_batch_is_all_or_nothing_and_errors_point_into_it() {
     let (app, orgs) = app_with_orgs().await;
     let batch_events = json!([
-        with_id(material("lot", 10.0, "KGM"), "0191e1a4-7f43-7c4a-9d4e-00000000000a"),
+        with_id(
+            material("lot", 10.0, "KGM"),
+            "0191e1a4-7f43-7c4a-9d4e-00000000000a"
+        ),
         design("d", "MIT"),
         batch("b", "d", &[("lot", 11.0, "KGM")]),
     ]);
     let answer = app.record(&orgs.a, &batch_events).await;
     assert_eq!(answer.status, StatusCode::CONFLICT, "{answer:#?}");
-    assert_eq!(answer.body["errors"][0]["pointer"], json!("/2/payload/inputs/0/quantity"));
+    assert_eq!(
+        answer.body["errors"][0]["pointer"],
+        json!("/2/payload/inputs/0/quantity")
+    );
     assert_eq!(app.head().await, 0);
-    assert_eq!(app.get("/v1/events/0191e1a4-7f43-7c4a-9d4e-00000000000a").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/v1/events/0191e1a4-7f43-7c4a-9d4e-00000000000a")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 
-    let ndjson: String = [material("lot", 10.0, "KGM"), design("d", "MIT"), batch("b", "d", &[("lot", 10.0, "KGM")])]
-        .iter()
-        .map(|e| format!("{e}\n"))
-        .collect();
-    let answer = app.post_raw("/v1/events", Some(&orgs.a.key), "application/x-ndjson", ndjson.into_bytes()).await;
+    let ndjson: String = [
+        material("lot", 10.0, "KGM"),
+        design("d", "MIT"),
+        batch("b", "d", &[("lot", 10.0, "KGM")]),
+    ]
+    .iter()
+    .map(|e| format!("{e}\n"))
+    .collect();
+    let answer = app
+        .post_raw(
+            "/v1/events",
+            Some(&orgs.a.key),
+            "application/x-ndjson",
+            ndjson.into_bytes(),
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{answer:#?}");
-    let positions: Vec<u64> = answer.body["events"].as_array().unwrap().iter().map(|e| e["position"].as_u64().unwrap()).collect();
+    let positions: Vec<u64> = answer.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["position"].as_u64().unwrap())
+        .collect();
     assert_eq!(positions, [1, 2, 3]);
 }
 
@@ -420,34 +572,178 @@ async fn bad_input_is_refused_with_problem_json_and_leaves_no_trace() {
     server_field["recordedAt"] = json!("2025-01-01T00:00:00Z");
     let padding = "x".repeat(1024 * 1024);
     let cases = [
-        BadInput { name: "malformed JSON", content_type: "application/json", body: b"{\"type\": ".to_vec(), authorised: true, status: StatusCode::BAD_REQUEST, problem: "malformed-json", pointer: Some("") },
-        BadInput { name: "a wrong type", content_type: "application/json", body: json(wrong_type), authorised: true, status: StatusCode::UNPROCESSABLE_ENTITY, problem: "schema-violation", pointer: Some("/payload/quantity/amount") },
-        BadInput { name: "an unknown field", content_type: "application/json", body: json(unknown_field), authorised: true, status: StatusCode::UNPROCESSABLE_ENTITY, problem: "schema-violation", pointer: Some("/payload") },
-        BadInput { name: "an http IRI", content_type: "application/json", body: json(bad_iri), authorised: true, status: StatusCode::UNPROCESSABLE_ENTITY, problem: "schema-violation", pointer: Some("/payload/lotId") },
-        BadInput { name: "a name too long", content_type: "application/json", body: json(long_name), authorised: true, status: StatusCode::UNPROCESSABLE_ENTITY, problem: "schema-violation", pointer: Some("/payload/material") },
-        BadInput { name: "an unknown event type", content_type: "application/json", body: json(unknown_type), authorised: true, status: StatusCode::UNPROCESSABLE_ENTITY, problem: "schema-violation", pointer: Some("/type") },
-        BadInput { name: "a server field set by the client", content_type: "application/json", body: json(server_field), authorised: true, status: StatusCode::UNPROCESSABLE_ENTITY, problem: "schema-violation", pointer: Some("") },
-        BadInput { name: "an event that is not an object", content_type: "application/json", body: b"[42]".to_vec(), authorised: true, status: StatusCode::UNPROCESSABLE_ENTITY, problem: "schema-violation", pointer: Some("/0") },
-        BadInput { name: "a body over 1 MiB", content_type: "application/json", body: json(json!({ "padding": padding })), authorised: true, status: StatusCode::PAYLOAD_TOO_LARGE, problem: "body-too-large", pointer: None },
-        BadInput { name: "nesting 10,000 deep", content_type: "application/json", body: "[".repeat(10_000).into_bytes(), authorised: true, status: StatusCode::BAD_REQUEST, problem: "too-deep", pointer: None },
-        BadInput { name: "1,001 events", content_type: "application/json", body: json(Value::Array(vec![json!({}); 1001])), authorised: true, status: StatusCode::PAYLOAD_TOO_LARGE, problem: "too-many-events", pointer: None },
-        BadInput { name: "no events", content_type: "application/json", body: b"[]".to_vec(), authorised: true, status: StatusCode::UNPROCESSABLE_ENTITY, problem: "empty-batch", pointer: None },
-        BadInput { name: "an unsupported media type", content_type: "text/csv", body: b"a,b".to_vec(), authorised: true, status: StatusCode::UNSUPPORTED_MEDIA_TYPE, problem: "unsupported-media-type", pointer: None },
-        BadInput { name: "no API key", content_type: "application/json", body: json(material("lot", 1.0, "KGM")), authorised: false, status: StatusCode::UNAUTHORIZED, problem: "unauthorized", pointer: None },
+        BadInput {
+            name: "malformed JSON",
+            content_type: "application/json",
+            body: b"{\"type\": ".to_vec(),
+            authorised: true,
+            status: StatusCode::BAD_REQUEST,
+            problem: "malformed-json",
+            pointer: Some(""),
+        },
+        BadInput {
+            name: "a wrong type",
+            content_type: "application/json",
+            body: json(wrong_type),
+            authorised: true,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            problem: "schema-violation",
+            pointer: Some("/payload/quantity/amount"),
+        },
+        BadInput {
+            name: "an unknown field",
+            content_type: "application/json",
+            body: json(unknown_field),
+            authorised: true,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            problem: "schema-violation",
+            pointer: Some("/payload"),
+        },
+        BadInput {
+            name: "an http IRI",
+            content_type: "application/json",
+            body: json(bad_iri),
+            authorised: true,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            problem: "schema-violation",
+            pointer: Some("/payload/lotId"),
+        },
+        BadInput {
+            name: "a name too long",
+            content_type: "application/json",
+            body: json(long_name),
+            authorised: true,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            problem: "schema-violation",
+            pointer: Some("/payload/material"),
+        },
+        BadInput {
+            name: "an unknown event type",
+            content_type: "application/json",
+            body: json(unknown_type),
+            authorised: true,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            problem: "schema-violation",
+            pointer: Some("/type"),
+        },
+        BadInput {
+            name: "a server field set by the client",
+            content_type: "application/json",
+            body: json(server_field),
+            authorised: true,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            problem: "schema-violation",
+            pointer: Some(""),
+        },
+        BadInput {
+            name: "an event that is not an object",
+            content_type: "application/json",
+            body: b"[42]".to_vec(),
+            authorised: true,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            problem: "schema-violation",
+            pointer: Some("/0"),
+        },
+        BadInput {
+            name: "a body over 1 MiB",
+            content_type: "application/json",
+            body: json(json!({ "padding": padding })),
+            authorised: true,
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            problem: "body-too-large",
+            pointer: None,
+        },
+        BadInput {
+            name: "nesting 10,000 deep",
+            content_type: "application/json",
+            body: "[".repeat(10_000).into_bytes(),
+            authorised: true,
+            status: StatusCode::BAD_REQUEST,
+            problem: "too-deep",
+            pointer: None,
+        },
+        BadInput {
+            name: "1,001 events",
+            content_type: "application/json",
+            body: json(Value::Array(vec![json!({}); 1001])),
+            authorised: true,
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            problem: "too-many-events",
+            pointer: None,
+        },
+        BadInput {
+            name: "no events",
+            content_type: "application/json",
+            body: b"[]".to_vec(),
+            authorised: true,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            problem: "empty-batch",
+            pointer: None,
+        },
+        BadInput {
+            name: "an unsupported media type",
+            content_type: "text/csv",
+            body: b"a,b".to_vec(),
+            authorised: true,
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            problem: "unsupported-media-type",
+            pointer: None,
+        },
+        BadInput {
+            name: "no API key",
+            content_type: "application/json",
+            body: json(material("lot", 1.0, "KGM")),
+            authorised: false,
+            status: StatusCode::UNAUTHORIZED,
+            problem: "unauthorized",
+            pointer: None,
+        },
     ];
     for case in &cases {
         let token = case.authorised.then_some(orgs.a.key.as_str());
-        let answer = app.post_raw("/v1/events", token, case.content_type, case.body.clone()).await;
+        let answer = app
+            .post_raw("/v1/events", token, case.content_type, case.body.clone())
+            .await;
         assert_eq!(answer.status, case.status, "{}: {answer:#?}", case.name);
-        assert_eq!(answer.content_type, "application/problem+json", "{}", case.name);
-        assert_eq!(answer.body["type"], json!(format!("https://stigmergy.dev/problems/{}", case.problem)), "{}: {answer:#?}", case.name);
-        assert_eq!(answer.body["status"], json!(case.status.as_u16()), "{}", case.name);
+        assert_eq!(
+            answer.content_type, "application/problem+json",
+            "{}",
+            case.name
+        );
+        assert_eq!(
+            answer.body["type"],
+            json!(format!("https://stigmergy.dev/problems/{}", case.problem)),
+            "{}: {answer:#?}",
+            case.name
+        );
+        assert_eq!(
+            answer.body["status"],
+            json!(case.status.as_u16()),
+            "{}",
+            case.name
+        );
         if let Some(pointer) = case.pointer {
-            let pointers: Vec<&str> = answer.body["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
-            assert!(pointers.contains(&pointer), "{}: {pointer} not in {pointers:?}", case.name);
+            let pointers: Vec<&str> = answer.body["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["pointer"].as_str().unwrap())
+                .collect();
+            assert!(
+                pointers.contains(&pointer),
+                "{}: {pointer} not in {pointers:?}",
+                case.name
+            );
         }
     }
-    let forged = app.post_raw("/v1/events", Some("stg_forged"), "application/json", json(material("lot", 1.0, "KGM"))).await;
+    let forged = app
+        .post_raw(
+            "/v1/events",
+            Some("stg_forged"),
+            "application/json",
+            json(material("lot", 1.0, "KGM")),
+        )
+        .await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
     assert_eq!(app.head().await, 0, "nothing was stored");
 }
@@ -456,16 +752,37 @@ async fn bad_input_is_refused_with_problem_json_and_leaves_no_trace() {
 async fn organisations_are_managed_by_the_operator_and_keys_are_shown_once() {
     let app = TestApp::spawn().await;
     let body = json!({ "name": "Fab Lab" }).to_string().into_bytes();
-    let anonymous = app.post_raw("/v1/organizations", None, "application/json", body.clone()).await;
+    let anonymous = app
+        .post_raw("/v1/organizations", None, "application/json", body.clone())
+        .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
-    let wrong = app.post_raw("/v1/organizations", Some("not-the-operator"), "application/json", body.clone()).await;
+    let wrong = app
+        .post_raw(
+            "/v1/organizations",
+            Some("not-the-operator"),
+            "application/json",
+            body.clone(),
+        )
+        .await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
 
     let fab_lab = app.organization("Fab Lab").await;
-    let taken = app.post_raw("/v1/organizations", Some(support::OPERATOR_TOKEN), "application/json", body).await;
+    let taken = app
+        .post_raw(
+            "/v1/organizations",
+            Some(support::OPERATOR_TOKEN),
+            "application/json",
+            body,
+        )
+        .await;
     assert_eq!(taken.status, StatusCode::CONFLICT);
     let empty = app
-        .post_raw("/v1/organizations", Some(support::OPERATOR_TOKEN), "application/json", br#"{"name":""}"#.to_vec())
+        .post_raw(
+            "/v1/organizations",
+            Some(support::OPERATOR_TOKEN),
+            "application/json",
+            br#"{"name":""}"#.to_vec(),
+        )
         .await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
 
@@ -485,24 +802,52 @@ async fn organisations_are_managed_by_the_operator_and_keys_are_shown_once() {
     assert_eq!(public.body["name"], json!("Fab Lab"));
 
     let issued = app
-        .post_raw(&format!("/v1/organizations/{}/keys", fab_lab.id), Some(support::OPERATOR_TOKEN), "application/json", vec![])
+        .post_raw(
+            &format!("/v1/organizations/{}/keys", fab_lab.id),
+            Some(support::OPERATOR_TOKEN),
+            "application/json",
+            vec![],
+        )
         .await;
     assert_eq!(issued.status, StatusCode::CREATED);
-    let second = Org { id: fab_lab.id.clone(), key: issued.body["apiKey"].as_str().unwrap().to_owned() };
+    let second = Org {
+        id: fab_lab.id.clone(),
+        key: issued.body["apiKey"].as_str().unwrap().to_owned(),
+    };
     let recorded = app.record_ok(&second, &material("lot", 1.0, "KGM")).await;
-    let stored = app.get(&format!("/v1/events/{}", event_ids(&recorded)[0])).await;
+    let stored = app
+        .get(&format!("/v1/events/{}", event_ids(&recorded)[0]))
+        .await;
     assert_eq!(stored.body["recordedBy"], json!(fab_lab.id));
 }
 
 #[tokio::test]
 async fn schemas_are_served_exactly_as_committed() {
     let app = TestApp::spawn().await;
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/events/BatchFabricated.schema.json")).unwrap();
-    let response = app.client.get(format!("{}/v1/schemas/BatchFabricated", app.base)).send().await.unwrap();
-    assert_eq!(response.headers()["content-type"], "application/schema+json");
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../schemas/events/BatchFabricated.schema.json"
+    ))
+    .unwrap();
+    let response = app
+        .client
+        .get(format!("{}/v1/schemas/BatchFabricated", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/schema+json"
+    );
     assert_eq!(response.text().await.unwrap(), committed);
     assert_eq!(app.get("/v1/schemas/envelope").await.status, StatusCode::OK);
-    assert_eq!(app.get("/v1/schemas").await.body["schemas"].as_array().unwrap().len(), 11);
+    assert_eq!(
+        app.get("/v1/schemas").await.body["schemas"]
+            .as_array()
+            .unwrap()
+            .len(),
+        11
+    );
     let missing = app.get("/v1/schemas/Teleported").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.content_type, "application/problem+json");
@@ -516,17 +861,27 @@ async fn health_readiness_and_unknown_routes_answer_plainly() {
     let unknown = app.get("/v2/nothing").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.content_type, "application/problem+json");
-    assert_eq!(app.get("/v1/events/not-a-uuid").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.get("/v1/events/not-a-uuid").await.status,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
 async fn the_demo_loads_through_the_api_and_loading_it_again_adds_nothing() {
     let app = TestApp::spawn().await;
-    let first = stigmergy::demo::load(&app.base, support::OPERATOR_TOKEN).await.expect("the demo loads");
+    let first = stigmergy::demo::load(&app.base, support::OPERATOR_TOKEN)
+        .await
+        .expect("the demo loads");
     assert_eq!((first.recorded, first.duplicates), (17, 0));
-    let second = stigmergy::demo::load(&app.base, support::OPERATOR_TOKEN).await.expect("the demo loads again");
+    let second = stigmergy::demo::load(&app.base, support::OPERATOR_TOKEN)
+        .await
+        .expect("the demo loads again");
     assert_eq!((second.recorded, second.duplicates), (0, 17));
     assert_eq!(app.head().await, 17);
     assert_eq!(second.organizations.len(), 4);
-    assert_ne!(first.organizations[0].api_key, second.organizations[0].api_key, "a fresh key each run");
+    assert_ne!(
+        first.organizations[0].api_key, second.organizations[0].api_key,
+        "a fresh key each run"
+    );
 }

@@ -41,7 +41,12 @@ async fn start(data_dir: &std::path::Path) -> (Child, String) {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let client = reqwest::Client::new();
     for _ in 0..300 {
-        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return (child, base);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -75,7 +80,10 @@ fn batch(client_index: usize, round: usize) -> (Vec<String>, Value) {
 async fn acknowledged_events_survive_sigkill_and_no_batch_is_left_in_part() {
     let data_dir = tempfile::tempdir().unwrap();
     let (mut server, base) = start(data_dir.path()).await;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
 
     let mut keys = Vec::new();
     for i in 0..8 {
@@ -108,7 +116,13 @@ async fn acknowledged_events_survive_sigkill_and_no_batch_is_left_in_part() {
                 }
                 let (ids, body) = batch(index, round);
                 attempted.lock().await.push(ids.clone());
-                match client.post(format!("{base}/v1/events")).bearer_auth(&key).json(&body).send().await {
+                match client
+                    .post(format!("{base}/v1/events"))
+                    .bearer_auth(&key)
+                    .json(&body)
+                    .send()
+                    .await
+                {
                     Ok(response) if response.status() == reqwest::StatusCode::CREATED => {
                         acknowledged.lock().await.push(ids);
                         count.fetch_add(1, Ordering::SeqCst);
@@ -122,7 +136,9 @@ async fn acknowledged_events_survive_sigkill_and_no_batch_is_left_in_part() {
 
     // Kill while appends are in full flow.
     let started = std::time::Instant::now();
-    while acknowledged_count.load(Ordering::SeqCst) < 200 && started.elapsed() < Duration::from_secs(60) {
+    while acknowledged_count.load(Ordering::SeqCst) < 200
+        && started.elapsed() < Duration::from_secs(60)
+    {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     server.start_kill().expect("SIGKILL");
@@ -133,15 +149,29 @@ async fn acknowledged_events_survive_sigkill_and_no_batch_is_left_in_part() {
     }
     let acknowledged = acknowledged.lock().await.clone();
     let attempted = attempted.lock().await.clone();
-    assert!(acknowledged.len() >= 200, "the clients were appending when the server was killed");
-    assert!(attempted.len() > acknowledged.len(), "some batches were in flight at the kill");
+    assert!(
+        acknowledged.len() >= 200,
+        "the clients were appending when the server was killed"
+    );
+    assert!(
+        attempted.len() > acknowledged.len(),
+        "some batches were in flight at the kill"
+    );
 
     let (_server, base) = start(data_dir.path()).await;
     let stored = |event_id: String| {
         let (client, base) = (client.clone(), base.clone());
         async move {
-            let status = client.get(format!("{base}/v1/events/{event_id}")).send().await.unwrap().status();
-            assert!(status == reqwest::StatusCode::OK || status == reqwest::StatusCode::NOT_FOUND, "{status}");
+            let status = client
+                .get(format!("{base}/v1/events/{event_id}"))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert!(
+                status == reqwest::StatusCode::OK || status == reqwest::StatusCode::NOT_FOUND,
+                "{status}"
+            );
             status == reqwest::StatusCode::OK
         }
     };
@@ -153,7 +183,10 @@ async fn acknowledged_events_survive_sigkill_and_no_batch_is_left_in_part() {
                 found += 1;
             }
         }
-        assert!(found == 0 || found == EVENTS_PER_BATCH, "a batch was stored in part: {found} of {EVENTS_PER_BATCH}");
+        assert!(
+            found == 0 || found == EVENTS_PER_BATCH,
+            "a batch was stored in part: {found} of {EVENTS_PER_BATCH}"
+        );
         total_stored += found;
     }
     for ids in &acknowledged {
@@ -161,8 +194,19 @@ async fn acknowledged_events_survive_sigkill_and_no_batch_is_left_in_part() {
             assert!(stored(id.clone()).await, "acknowledged event {id} was lost");
         }
     }
-    let ready: Value = client.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(ready["logHead"].as_u64().unwrap() as usize, total_stored, "nothing but whole batches is in the log");
+    let ready: Value = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready["logHead"].as_u64().unwrap() as usize,
+        total_stored,
+        "nothing but whole batches is in the log"
+    );
     println!(
         "killed after {} acknowledged batches; {} attempted; {} events stored after restart",
         acknowledged.len(),

@@ -23,7 +23,10 @@ pub fn with_id(mut event: Value, event_id: &str) -> Value {
 }
 
 pub fn design(design: &str, licence: &str) -> Value {
-    event("DesignPublished", json!({ "designId": id(design), "name": "A design", "licence": licence, "version": "1" }))
+    event(
+        "DesignPublished",
+        json!({ "designId": id(design), "name": "A design", "licence": licence, "version": "1" }),
+    )
 }
 
 pub fn fork(design: &str, parent: &str, licence: &str) -> Value {
@@ -84,7 +87,10 @@ pub fn receipt(shipment: &str, lines: &[(&str, f64, &str)]) -> Value {
         .iter()
         .map(|(resource, amount, unit)| json!({ "resource": id(resource), "quantity": { "amount": amount, "unit": unit } }))
         .collect();
-    event("ShipmentReceived", json!({ "shipmentId": id(shipment), "lines": lines, "location": place() }))
+    event(
+        "ShipmentReceived",
+        json!({ "shipmentId": id(shipment), "lines": lines, "location": place() }),
+    )
 }
 
 pub fn repair(resource: &str, part: &str, amount: f64) -> Value {
@@ -106,5 +112,8 @@ pub fn recycling(resource: &str, amount: f64, unit: &str, outputs: &[(&str, f64)
 }
 
 pub fn retraction(event_id: &str) -> Value {
-    event("EventRetracted", json!({ "eventId": event_id, "reason": "Recorded by mistake" }))
+    event(
+        "EventRetracted",
+        json!({ "eventId": event_id, "reason": "Recorded by mistake" }),
+    )
 }

@@ -40,16 +40,24 @@ impl TestApp {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().expect("a temporary data directory");
-        let mut config = Config::default();
-        config.data_dir = data_dir.path().to_path_buf();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.operator_token = Some(OPERATOR_TOKEN.into());
-        config.workers = Some(2);
+        let mut config = Config {
+            data_dir: data_dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            operator_token: Some(OPERATOR_TOKEN.into()),
+            workers: Some(2),
+            ..Config::default()
+        };
         adjust(&mut config);
-        let app = Application::build(config).await.expect("the application builds");
+        let app = Application::build(config)
+            .await
+            .expect("the application builds");
         let base = app.base_url();
         tokio::spawn(app.run_until_stopped());
-        let test = Self { base, client: reqwest::Client::new(), data_dir };
+        let test = Self {
+            base,
+            client: reqwest::Client::new(),
+            data_dir,
+        };
         for _ in 0..200 {
             if test.get("/readyz").await.status == StatusCode::OK {
                 return test;
@@ -69,15 +77,32 @@ impl TestApp {
             .to_owned();
         let text = response.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer { status, content_type, body }
+        Answer {
+            status,
+            content_type,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Answer {
-        Self::answer(self.client.get(format!("{}{path}", self.base)).send().await.expect("GET")).await
+        Self::answer(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await
     }
 
     /// Posts a raw body with a content type and an optional bearer token.
-    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> Answer {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Answer {
         let mut request = self
             .client
             .post(format!("{}{path}", self.base))
@@ -91,13 +116,22 @@ impl TestApp {
 
     /// Posts events (one object or an array) as JSON with an organisation's key.
     pub async fn record(&self, org: &Org, events: &Value) -> Answer {
-        self.post_raw("/v1/events", Some(&org.key), "application/json", events.to_string().into_bytes()).await
+        self.post_raw(
+            "/v1/events",
+            Some(&org.key),
+            "application/json",
+            events.to_string().into_bytes(),
+        )
+        .await
     }
 
     /// Posts events that must be accepted.
     pub async fn record_ok(&self, org: &Org, events: &Value) -> Value {
         let answer = self.record(org, events).await;
-        assert!(answer.status.is_success(), "expected the events to be accepted: {answer:#?}");
+        assert!(
+            answer.status.is_success(),
+            "expected the events to be accepted: {answer:#?}"
+        );
         answer.body
     }
 
@@ -119,6 +153,8 @@ impl TestApp {
 
     /// The position of the last event in the log.
     pub async fn head(&self) -> u64 {
-        self.get("/readyz").await.body["logHead"].as_u64().expect("readyz reports the log head")
+        self.get("/readyz").await.body["logHead"]
+            .as_u64()
+            .expect("readyz reports the log head")
     }
 }
