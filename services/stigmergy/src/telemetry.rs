@@ -56,9 +56,14 @@ pub fn init(
             .with_http()
             .build()
             .context("cannot build the OTLP span exporter")?;
+        // `OTEL_SERVICE_NAME` (read by the resource builder) wins over the built-in name.
+        let resource = match std::env::var("OTEL_SERVICE_NAME") {
+            Ok(name) if !name.is_empty() => Resource::builder().build(),
+            _ => Resource::builder().with_service_name(service_name).build(),
+        };
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
-            .with_resource(Resource::builder().with_service_name(service_name).build())
+            .with_resource(resource)
             .build();
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         opentelemetry::global::set_tracer_provider(provider.clone());
