@@ -15,7 +15,9 @@ use std::time::Duration;
 use chrono::Utc;
 use serde::Serialize;
 use stigmergy_domain::rules::{CaptureState, Directory, Outcome, Refusal, RetractedEvents, Seal};
-use stigmergy_domain::{EventId, EventPayload, LogPosition, OrganizationId, Submission, Timestamp};
+use stigmergy_domain::{
+    ContentDigest, EventId, EventPayload, LogPosition, OrganizationId, Submission, Timestamp,
+};
 use stigmergy_log::EventLog;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, error, info, info_span, warn};
@@ -42,17 +44,20 @@ pub enum SequencerError {
 
 struct Job {
     organization: OrganizationId,
-    submissions: Vec<Submission>,
+    /// Each submission with its content digest, computed by the caller.
+    submissions: Vec<(Submission, ContentDigest)>,
     reply: oneshot::Sender<Result<Vec<Receipt>, SequencerError>>,
     span: tracing::Span,
 }
 
 impl Job {
     fn retracts(&self) -> impl Iterator<Item = EventId> + '_ {
-        self.submissions.iter().filter_map(|s| match &s.payload {
-            EventPayload::EventRetracted(p) => Some(p.event_id),
-            _ => None,
-        })
+        self.submissions
+            .iter()
+            .filter_map(|(s, _)| match &s.payload {
+                EventPayload::EventRetracted(p) => Some(p.event_id),
+                _ => None,
+            })
     }
 }
 
@@ -94,6 +99,14 @@ impl Sequencer {
         organization: OrganizationId,
         submissions: Vec<Submission>,
     ) -> Result<Vec<Receipt>, SequencerError> {
+        // Digests are computed here, on the caller's thread, not by the one admitting task.
+        let submissions = submissions
+            .into_iter()
+            .map(|submission| {
+                let digest = ContentDigest::of_submission(&submission);
+                (submission, digest)
+            })
+            .collect();
         let (reply, answer) = oneshot::channel();
         let job = Job {
             organization,
@@ -255,12 +268,12 @@ async fn process_group(
         let mut outcomes = Vec::with_capacity(job.submissions.len());
         let mut job_events = Vec::new();
         let mut refused = None;
-        for (index, submission) in job.submissions.into_iter().enumerate() {
+        for (index, (submission, digest)) in job.submissions.into_iter().enumerate() {
             let admitted = state
                 .seal(submission, &seal(&job.organization))
                 .and_then(|event| {
                     state
-                        .admit(&event, directory, retracted)
+                        .admit_with_digest(&event, digest, directory, retracted)
                         .map(|outcome| (event, outcome))
                 });
             match admitted {

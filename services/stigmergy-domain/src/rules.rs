@@ -343,9 +343,25 @@ impl CaptureState {
         directory: &dyn Directory,
         retracted: &RetractedEvents,
     ) -> Result<Outcome, Refusal> {
-        let digest = ContentDigest::of(event);
+        self.admit_with_digest(event, ContentDigest::of(event), directory, retracted)
+    }
+
+    /// [`admit`](Self::admit) with the event's digest computed beforehand (by
+    /// [`ContentDigest::of_submission`], off the critical path of the one admitting thread).
+    pub fn admit_with_digest(
+        &mut self,
+        event: &Event,
+        digest: ContentDigest,
+        directory: &dyn Directory,
+        retracted: &RetractedEvents,
+    ) -> Result<Outcome, Refusal> {
+        debug_assert_eq!(
+            digest,
+            ContentDigest::of(event),
+            "the digest is the event's"
+        );
         if let Some(record) = self.events.get(&event.event_id) {
-            return if record.digest == digest {
+            return if record.digest == digest && record.recorded_by == event.recorded_by {
                 Ok(Outcome::Duplicate)
             } else {
                 Err(Refusal::new(
