@@ -178,14 +178,44 @@ async fn run(
     let mut state = load_until_it_works(log.as_ref()).await;
     ready.send_replace(true);
     let mut held_back: Option<Job> = None;
+    // The group being appended while the next one is admitted: admission of group N+1 overlaps
+    // the fsync of group N, and N+1's append starts as soon as N is durable.
+    let mut in_flight: Option<InFlight> = None;
     loop {
-        let first = match held_back.take() {
-            Some(job) => job,
-            None => match jobs.recv().await {
+        let first = match (held_back.take(), in_flight.as_mut()) {
+            (Some(job), _) => job,
+            (None, None) => match jobs.recv().await {
                 Some(job) => job,
                 None => return,
             },
+            (None, Some(pending)) => {
+                tokio::select! {
+                    biased;
+                    finished = &mut pending.append => {
+                        let pending = in_flight.take().map(|p| p.admitted).unwrap_or_default();
+                        if !finish(&mut state, pending, finished) {
+                            reload(&mut state, log.as_ref(), &ready).await;
+                        }
+                        continue;
+                    }
+                    job = jobs.recv() => match job {
+                        Some(job) => job,
+                        None => return,
+                    },
+                }
+            }
         };
+        if first.retracts().next().is_some()
+            && let Some(pending) = in_flight.take()
+        {
+            // A retraction is admitted only once everything before it is durable.
+            let finished = pending.append.await;
+            if !finish(&mut state, pending.admitted, finished) {
+                held_back = Some(first);
+                reload(&mut state, log.as_ref(), &ready).await;
+                continue;
+            }
+        }
         let mut group = vec![first];
         while group.len() < max_group {
             match jobs.try_recv() {
@@ -213,20 +243,54 @@ async fn run(
             requests = group.len(),
             new_events = tracing::field::Empty
         );
-        let healthy = process_group(
-            &mut state,
-            group,
-            log.as_ref(),
-            directory.as_ref(),
-            &retracted,
-        )
-        .instrument(span)
-        .await;
-        if !healthy {
-            ready.send_replace(false);
-            state = load_until_it_works(log.as_ref()).await;
-            ready.send_replace(true);
+        let (admitted, new_events) =
+            span.in_scope(|| admit_group(&mut state, group, directory.as_ref(), &retracted));
+        span.record("new_events", new_events.len());
+        if let Some(previous) = in_flight.take() {
+            let finished = previous.append.await;
+            if !finish(&mut state, previous.admitted, finished) {
+                // This group was admitted on top of the one that failed: refuse it too.
+                refuse(admitted, "an earlier append failed");
+                reload(&mut state, log.as_ref(), &ready).await;
+                continue;
+            }
         }
+        let log = log.clone();
+        let append = tokio::spawn(
+            async move {
+                if new_events.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids: Vec<EventId> = new_events.iter().map(|e| e.event_id).collect();
+                log.append(new_events)
+                    .await
+                    .map(|positions| ids.into_iter().zip(positions).collect())
+            }
+            .instrument(span),
+        );
+        in_flight = Some(InFlight { append, admitted });
+    }
+}
+
+/// A group whose events are being appended.
+struct InFlight {
+    append: tokio::task::JoinHandle<stigmergy_log::Result<Vec<(EventId, LogPosition)>>>,
+    admitted: Vec<Admitted>,
+}
+
+type Finished = Result<stigmergy_log::Result<Vec<(EventId, LogPosition)>>, tokio::task::JoinError>;
+
+async fn reload(state: &mut CaptureState, log: &dyn EventLog, ready: &watch::Sender<bool>) {
+    ready.send_replace(false);
+    *state = load_until_it_works(log).await;
+    ready.send_replace(true);
+}
+
+fn refuse(admitted: Vec<Admitted>, reason: &str) {
+    for job in admitted {
+        let _ = job
+            .reply
+            .send(Err(SequencerError::Unavailable(reason.to_owned())));
     }
 }
 
@@ -245,37 +309,34 @@ struct Admitted {
     outcomes: Vec<(EventId, Outcome)>,
 }
 
-/// Admits, appends and answers one group. Returns false when the log failed, after which the
-/// state (which already holds the group's effects) must be reloaded from the log.
-async fn process_group(
+/// Seals and admits the requests of a group, each whole or not at all. Refused requests are
+/// answered at once; the others are returned with the new events to append.
+fn admit_group(
     state: &mut CaptureState,
     group: Vec<Job>,
-    log: &dyn EventLog,
     directory: &(dyn Directory + Send + Sync),
     retracted: &RetractedEvents,
-) -> bool {
+) -> (Vec<Admitted>, Vec<stigmergy_domain::Event>) {
     let recorded_at = Timestamp::from_datetime(Utc::now());
     let mut admitted = Vec::with_capacity(group.len());
     let mut new_events = Vec::new();
     for job in group {
         let _entered = job.span.enter();
-        let seal = |organization: &OrganizationId| Seal {
-            recorded_by: organization.clone(),
-            recorded_at,
-            minted_id: EventId::from_uuid(uuid::Uuid::now_v7()),
-        };
         state.begin();
         let mut outcomes = Vec::with_capacity(job.submissions.len());
         let mut job_events = Vec::new();
         let mut refused = None;
         for (index, (submission, digest)) in job.submissions.into_iter().enumerate() {
-            let admitted = state
-                .seal(submission, &seal(&job.organization))
-                .and_then(|event| {
-                    state
-                        .admit_with_digest(&event, digest, directory, retracted)
-                        .map(|outcome| (event, outcome))
-                });
+            let seal = Seal {
+                recorded_by: job.organization.clone(),
+                recorded_at,
+                minted_id: EventId::from_uuid(uuid::Uuid::now_v7()),
+            };
+            let admitted = state.seal(submission, &seal).and_then(|event| {
+                state
+                    .admit_with_digest(&event, digest, directory, retracted)
+                    .map(|outcome| (event, outcome))
+            });
             match admitted {
                 Ok((event, outcome)) => {
                     outcomes.push((event.event_id, outcome));
@@ -305,25 +366,27 @@ async fn process_group(
             }
         }
     }
-    tracing::Span::current().record("new_events", new_events.len());
-    if !new_events.is_empty() {
-        let ids: Vec<EventId> = new_events.iter().map(|e| e.event_id).collect();
-        match log.append(new_events).await {
-            Ok(positions) => {
-                for (id, position) in ids.iter().zip(positions) {
-                    state.set_position(id, position);
-                }
-            }
-            Err(failure) => {
-                warn!(error = %failure, "append failed; the group is refused and the state reloaded");
-                for job in admitted {
-                    let _ = job
-                        .reply
-                        .send(Err(SequencerError::Unavailable(failure.to_string())));
-                }
-                return false;
-            }
+    (admitted, new_events)
+}
+
+/// Answers the requests of an appended group. Returns false when the append failed: the
+/// requests are refused, and the state (which holds their effects) must be reloaded.
+fn finish(state: &mut CaptureState, admitted: Vec<Admitted>, finished: Finished) -> bool {
+    let positions = match finished {
+        Ok(Ok(positions)) => positions,
+        Ok(Err(failure)) => {
+            warn!(error = %failure, "append failed; the group is refused and the state reloaded");
+            refuse(admitted, &failure.to_string());
+            return false;
         }
+        Err(panicked) => {
+            error!(error = %panicked, "the append task failed; the group is refused and the state reloaded");
+            refuse(admitted, "the append task failed");
+            return false;
+        }
+    };
+    for (id, position) in &positions {
+        state.set_position(id, *position);
     }
     for job in admitted {
         let receipts: Option<Vec<Receipt>> = job

@@ -230,23 +230,27 @@ fn parse_at<T: for<'de> Deserialize<'de>>(
     value: Value,
     prefix: &str,
 ) -> Result<T, SubmissionError> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let mut pointer = prefix.to_owned();
-        for segment in error.path().iter() {
-            use serde_path_to_error::Segment;
-            match segment {
-                Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
-                Segment::Map { key } | Segment::Enum { variant: key } => {
-                    pointer.push('/');
-                    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+    // The common case (valid input, already checked against the schema) parses without tracking
+    // the path; only a failure is parsed again, tracking it, to say where it went wrong.
+    T::deserialize(&value).or_else(|_| {
+        serde_path_to_error::deserialize(&value).map_err(|error| {
+            let mut pointer = prefix.to_owned();
+            for segment in error.path().iter() {
+                use serde_path_to_error::Segment;
+                match segment {
+                    Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+                    Segment::Map { key } | Segment::Enum { variant: key } => {
+                        pointer.push('/');
+                        pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                    }
+                    Segment::Unknown => {}
                 }
-                Segment::Unknown => {}
             }
-        }
-        SubmissionError {
-            pointer,
-            detail: error.into_inner().to_string(),
-        }
+            SubmissionError {
+                pointer,
+                detail: error.into_inner().to_string(),
+            }
+        })
     })
 }
 
