@@ -146,7 +146,7 @@ macro_rules! event_types {
 
             /// Parses the JSON payload of an event of type `event_type`. An error names the JSON
             /// pointer, relative to the payload, where the payload went wrong.
-            pub fn from_json(event_type: EventType, payload: Value) -> Result<Self, SubmissionError> {
+            pub fn from_json(event_type: EventType, payload: &Value) -> Result<Self, SubmissionError> {
                 match event_type {
                     $(EventType::$variant => parse_at(payload, "/payload").map(Self::$variant)),*
                 }
@@ -227,13 +227,13 @@ impl fmt::Display for SubmissionError {
 impl std::error::Error for SubmissionError {}
 
 fn parse_at<T: for<'de> Deserialize<'de>>(
-    value: Value,
+    value: &Value,
     prefix: &str,
 ) -> Result<T, SubmissionError> {
     // The common case (valid input, already checked against the schema) parses without tracking
     // the path; only a failure is parsed again, tracking it, to say where it went wrong.
-    T::deserialize(&value).or_else(|_| {
-        serde_path_to_error::deserialize(&value).map_err(|error| {
+    T::deserialize(value).or_else(|_| {
+        serde_path_to_error::deserialize(value).map_err(|error| {
             let mut pointer = prefix.to_owned();
             for segment in error.path().iter() {
                 use serde_path_to_error::Segment;
@@ -282,7 +282,9 @@ struct RawSubmission {
     recorded_by: Option<OrganizationId>,
     #[serde(default, deserialize_with = "present")]
     subject: Option<Iri>,
-    payload: Value,
+    /// Parsed on its own once the type is known.
+    #[serde(rename = "payload")]
+    _payload: serde::de::IgnoredAny,
 }
 
 /// An optional envelope field is absent or holds a value; `null` is refused, as the schema
@@ -296,14 +298,15 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 impl Submission {
     /// Parses one submitted event. Errors carry the JSON pointer of the offending value.
     pub fn from_json(value: Value) -> Result<Self, SubmissionError> {
-        let raw: RawSubmission = parse_at(value, "")?;
+        let raw: RawSubmission = parse_at(&value, "")?;
+        let payload = value.get("payload").unwrap_or(&Value::Null);
         Ok(Self {
             event_id: raw.event_id,
             schema_version: raw.schema_version,
             occurred_at: raw.occurred_at,
             recorded_by: raw.recorded_by,
             subject: raw.subject,
-            payload: EventPayload::from_json(raw.event_type, raw.payload)?,
+            payload: EventPayload::from_json(raw.event_type, payload)?,
         })
     }
 
@@ -404,7 +407,7 @@ impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = EnvelopeIn::deserialize(deserializer)?;
         let payload =
-            EventPayload::from_json(raw.event_type, raw.payload).map_err(D::Error::custom)?;
+            EventPayload::from_json(raw.event_type, &raw.payload).map_err(D::Error::custom)?;
         Ok(Self {
             event_id: raw.event_id,
             schema_version: raw.schema_version,
