@@ -3,16 +3,21 @@
 //!
 //! Requests queue on a channel. The sequencer takes every request waiting (up to a bound) as a
 //! group, seals and admits each request's events against its [`CaptureState`] (a request is
-//! admitted whole or rolled back whole), appends the new events of the whole group in one log
-//! append (one fsync), and only then answers each request. A request that retracts an event
-//! starts a group of its own, after every earlier event is durable, so the retracted event can be
-//! read back from the log.
+//! admitted whole or rolled back whole), and enqueues the new events of the whole group as one
+//! log append (one fsync). It answers each request once its group is durable. Groups are
+//! pipelined: the next group is admitted and enqueued while the previous one is being written,
+//! and the log lands appends in order. The log is fail-stop: when an append fails, every later
+//! one fails too, the sequencer refuses all of them, reloads its state from the log and resumes.
+//! A request that retracts an event waits until every earlier event is durable, so the
+//! retracted event can be read back from the log.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use stigmergy_domain::rules::{CaptureState, Directory, Outcome, Refusal, RetractedEvents, Seal};
 use stigmergy_domain::{
@@ -168,6 +173,9 @@ async fn load_until_it_works(log: &dyn EventLog) -> CaptureState {
     }
 }
 
+/// Most groups appended but not yet durable at once.
+const MAX_IN_FLIGHT: usize = 4;
+
 async fn run(
     mut jobs: mpsc::Receiver<Job>,
     log: Arc<dyn EventLog>,
@@ -178,42 +186,45 @@ async fn run(
     let mut state = load_until_it_works(log.as_ref()).await;
     ready.send_replace(true);
     let mut held_back: Option<Job> = None;
-    // The group being appended while the next one is admitted: admission of group N+1 overlaps
-    // the fsync of group N, and N+1's append starts as soon as N is durable.
-    let mut in_flight: Option<InFlight> = None;
+    // Groups whose appends are enqueued, oldest first. The log lands appends in the order they
+    // were enqueued, so group N+1 is admitted and enqueued while group N is being written, and
+    // the writer never waits for the admission of the next group.
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     loop {
-        let first = match (held_back.take(), in_flight.as_mut()) {
-            (Some(job), _) => job,
-            (None, None) => match jobs.recv().await {
+        let first = if let Some(job) = held_back.take() {
+            job
+        } else if in_flight.is_empty() {
+            match jobs.recv().await {
                 Some(job) => job,
                 None => return,
-            },
-            (None, Some(pending)) => {
-                tokio::select! {
-                    biased;
-                    finished = &mut pending.append => {
-                        let pending = in_flight.take().map(|p| p.admitted).unwrap_or_default();
-                        if !finish(&mut state, pending, finished) {
-                            reload(&mut state, log.as_ref(), &ready).await;
-                        }
-                        continue;
+            }
+        } else if in_flight.len() >= MAX_IN_FLIGHT {
+            settle_oldest(&mut state, &mut in_flight, log.as_ref(), &ready).await;
+            continue;
+        } else {
+            let oldest = in_flight.front_mut().map(|f| &mut f.append);
+            let Some(oldest) = oldest else { continue };
+            tokio::select! {
+                biased;
+                finished = oldest => {
+                    let done = in_flight.pop_front();
+                    if let Some(done) = done
+                        && !finish(&mut state, done.admitted, finished)
+                    {
+                        recover(&mut state, &mut in_flight, log.as_ref(), &ready).await;
                     }
-                    job = jobs.recv() => match job {
-                        Some(job) => job,
-                        None => return,
-                    },
+                    continue;
                 }
+                job = jobs.recv() => match job {
+                    Some(job) => job,
+                    None => return,
+                },
             }
         };
-        if first.retracts().next().is_some()
-            && let Some(pending) = in_flight.take()
-        {
+        if first.retracts().next().is_some() && !in_flight.is_empty() {
             // A retraction is admitted only once everything before it is durable.
-            let finished = pending.append.await;
-            if !finish(&mut state, pending.admitted, finished) {
-                held_back = Some(first);
-                reload(&mut state, log.as_ref(), &ready).await;
-                continue;
+            while !in_flight.is_empty() {
+                settle_oldest(&mut state, &mut in_flight, log.as_ref(), &ready).await;
             }
         }
         let mut group = vec![first];
@@ -246,43 +257,56 @@ async fn run(
         let (admitted, new_events) =
             span.in_scope(|| admit_group(&mut state, group, directory.as_ref(), &retracted));
         span.record("new_events", new_events.len());
-        if let Some(previous) = in_flight.take() {
-            let finished = previous.append.await;
-            if !finish(&mut state, previous.admitted, finished) {
-                // This group was admitted on top of the one that failed: refuse it too.
-                refuse(admitted, "an earlier append failed");
-                reload(&mut state, log.as_ref(), &ready).await;
-                continue;
-            }
+        let ids: Vec<EventId> = new_events.iter().map(|e| e.event_id).collect();
+        let append = span.in_scope(|| log.append(new_events));
+        let append = async move {
+            append
+                .await
+                .map(|positions| ids.into_iter().zip(positions).collect())
         }
-        let log = log.clone();
-        let append = tokio::spawn(
-            async move {
-                if new_events.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let ids: Vec<EventId> = new_events.iter().map(|e| e.event_id).collect();
-                log.append(new_events)
-                    .await
-                    .map(|positions| ids.into_iter().zip(positions).collect())
-            }
-            .instrument(span),
-        );
-        in_flight = Some(InFlight { append, admitted });
+        .instrument(span)
+        .boxed();
+        in_flight.push_back(InFlight { append, admitted });
     }
 }
 
-/// A group whose events are being appended.
+/// A group whose events are enqueued in the log.
 struct InFlight {
-    append: tokio::task::JoinHandle<stigmergy_log::Result<Vec<(EventId, LogPosition)>>>,
+    append: BoxFuture<'static, stigmergy_log::Result<Vec<(EventId, LogPosition)>>>,
     admitted: Vec<Admitted>,
 }
 
-type Finished = Result<stigmergy_log::Result<Vec<(EventId, LogPosition)>>, tokio::task::JoinError>;
+/// Waits for the oldest group in flight and answers its requests.
+async fn settle_oldest(
+    state: &mut CaptureState,
+    in_flight: &mut VecDeque<InFlight>,
+    log: &dyn EventLog,
+    ready: &watch::Sender<bool>,
+) {
+    let Some(oldest) = in_flight.pop_front() else {
+        return;
+    };
+    let finished = oldest.append.await;
+    if !finish(state, oldest.admitted, finished) {
+        recover(state, in_flight, log, ready).await;
+    }
+}
 
-async fn reload(state: &mut CaptureState, log: &dyn EventLog, ready: &watch::Sender<bool>) {
+/// After a failed append: answers every group still in flight (the log fails them too, being
+/// fail-stop), reloads the state from the log, and lets the log accept appends again.
+async fn recover(
+    state: &mut CaptureState,
+    in_flight: &mut VecDeque<InFlight>,
+    log: &dyn EventLog,
+    ready: &watch::Sender<bool>,
+) {
     ready.send_replace(false);
+    while let Some(group) = in_flight.pop_front() {
+        let finished = group.append.await;
+        finish(state, group.admitted, finished);
+    }
     *state = load_until_it_works(log).await;
+    log.resume();
     ready.send_replace(true);
 }
 
@@ -371,17 +395,16 @@ fn admit_group(
 
 /// Answers the requests of an appended group. Returns false when the append failed: the
 /// requests are refused, and the state (which holds their effects) must be reloaded.
-fn finish(state: &mut CaptureState, admitted: Vec<Admitted>, finished: Finished) -> bool {
+fn finish(
+    state: &mut CaptureState,
+    admitted: Vec<Admitted>,
+    finished: stigmergy_log::Result<Vec<(EventId, LogPosition)>>,
+) -> bool {
     let positions = match finished {
-        Ok(Ok(positions)) => positions,
-        Ok(Err(failure)) => {
+        Ok(positions) => positions,
+        Err(failure) => {
             warn!(error = %failure, "append failed; the group is refused and the state reloaded");
             refuse(admitted, &failure.to_string());
-            return false;
-        }
-        Err(panicked) => {
-            error!(error = %panicked, "the append task failed; the group is refused and the state reloaded");
-            refuse(admitted, "the append task failed");
             return false;
         }
     };

@@ -8,13 +8,16 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use futures_util::stream::{self, BoxStream};
+use futures_util::{FutureExt, StreamExt};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use stigmergy_domain::{Event, EventId, LogPosition};
@@ -61,6 +64,8 @@ struct AppendRequest {
 #[derive(Clone)]
 pub struct EmbeddedLog {
     writer: mpsc::Sender<AppendRequest>,
+    /// Set by the writer when a group commit fails; cleared by `resume`.
+    stopped: Arc<AtomicBool>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     head: watch::Receiver<LogPosition>,
     path: PathBuf,
@@ -119,12 +124,15 @@ impl EmbeddedLog {
 
         let (head_tx, head_rx) = watch::channel(LogPosition(head));
         let (tx, rx) = mpsc::channel();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let writer_stopped = stopped.clone();
         thread::Builder::new()
             .name("event-log-writer".into())
-            .spawn(move || write_loop(writer_connection, rx, head_tx, config))
+            .spawn(move || write_loop(writer_connection, rx, head_tx, writer_stopped, config))
             .map_err(|e| Error::Corrupt(format!("cannot start the log writer: {e}")))?;
         Ok(Self {
             writer: tx,
+            stopped,
             readers,
             head: head_rx,
             path,
@@ -160,31 +168,41 @@ fn decode(position: u64, envelope: &str) -> Result<StoredEvent> {
 
 #[async_trait]
 impl EventLog for EmbeddedLog {
-    async fn append(&self, events: Vec<Event>) -> Result<Vec<LogPosition>> {
+    fn append(&self, events: Vec<Event>) -> BoxFuture<'static, Result<Vec<LogPosition>>> {
         if events.is_empty() {
-            return Ok(Vec::new());
+            return futures_util::future::ready(Ok(Vec::new())).boxed();
         }
         let span = info_span!("log.append", events = events.len());
-        let _guard = span.enter();
-        let rows = events
-            .iter()
-            .map(|event| {
-                Ok(Row {
-                    event_id: event.event_id,
-                    event_type: event.event_type().name(),
-                    subject: event.subject.to_string(),
-                    recorded_at: event.recorded_at.to_string(),
-                    envelope: serde_json::to_string(event)
-                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+        let rows = span.in_scope(|| {
+            events
+                .iter()
+                .map(|event| {
+                    Ok(Row {
+                        event_id: event.event_id,
+                        event_type: event.event_type().name(),
+                        subject: event.subject.to_string(),
+                        recorded_at: event.recorded_at.to_string(),
+                        envelope: serde_json::to_string(event)
+                            .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        drop(_guard);
+                .collect::<Result<Vec<_>>>()
+        });
         let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(AppendRequest { rows, reply })
-            .map_err(|_| Error::Closed)?;
-        answer.await.map_err(|_| Error::Closed)?
+        let sent = rows.and_then(|rows| {
+            self.writer
+                .send(AppendRequest { rows, reply })
+                .map_err(|_| Error::Closed)
+        });
+        async move {
+            sent?;
+            answer.await.map_err(|_| Error::Closed)?
+        }
+        .boxed()
+    }
+
+    fn resume(&self) {
+        self.stopped.store(false, Ordering::SeqCst);
     }
 
     async fn read_after(&self, after: LogPosition, limit: usize) -> Result<Vec<StoredEvent>> {
@@ -272,6 +290,7 @@ fn write_loop(
     mut connection: Connection,
     requests: mpsc::Receiver<AppendRequest>,
     head: watch::Sender<LogPosition>,
+    stopped: Arc<AtomicBool>,
     config: EmbeddedLogConfig,
 ) {
     while let Ok(first) = requests.recv() {
@@ -285,6 +304,12 @@ fn write_loop(
                 }
                 Err(_) => break,
             }
+        }
+        if stopped.load(Ordering::SeqCst) {
+            for request in group {
+                let _ = request.reply.send(Err(Error::Stopped));
+            }
+            continue;
         }
         let span = info_span!("log.group_commit", appends = group.len(), events);
         let _guard = span.enter();
@@ -304,7 +329,8 @@ fn write_loop(
                 }
             }
             Err(failure) => {
-                error!(error = %failure, "group commit failed; every append in the group is refused");
+                error!(error = %failure, "group commit failed; every append in the group is refused, and later ones until resumed");
+                stopped.store(true, Ordering::SeqCst);
                 for request in group {
                     let _ = request.reply.send(Err(Error::Corrupt(format!(
                         "group commit failed: {failure}"

@@ -12,6 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use stigmergy_domain::{Event, EventId, LogPosition};
 
@@ -36,6 +37,8 @@ pub enum Error {
     Corrupt(String),
     #[error("the event log is closed")]
     Closed,
+    #[error("the event log stopped accepting appends after a failed one")]
+    Stopped,
     #[error("unsupported event log URL {0:?}: use embedded://DIR")]
     UnsupportedUrl(String),
 }
@@ -45,9 +48,20 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The port: an append-only, totally ordered, durable sequence of events.
 #[async_trait]
 pub trait EventLog: Send + Sync + fmt::Debug {
-    /// Appends `events` atomically and returns their positions, once they are durable. Fails with
+    /// Appends `events` atomically; the future gives their positions once they are durable.
+    ///
+    /// The append is enqueued before this function returns, so appends land in the order they
+    /// were called, whether or not the earlier futures were awaited. Fails with
     /// [`Error::DuplicateEventId`] (storing nothing) when one of the ids is already in the log.
-    async fn append(&self, events: Vec<Event>) -> Result<Vec<LogPosition>>;
+    ///
+    /// Fail-stop: once an append fails for another reason, every append after it fails with
+    /// [`Error::Stopped`] until [`resume`](Self::resume) is called, so that nothing built on a
+    /// failed append can land after it.
+    fn append(&self, events: Vec<Event>) -> BoxFuture<'static, Result<Vec<LogPosition>>>;
+
+    /// Accepts appends again after a failure (see [`append`](Self::append)). Call it once every
+    /// append made before the failure was seen has been answered.
+    fn resume(&self);
 
     /// Up to `limit` events after `after` (exclusive), in log order. `LogPosition(0)` reads from
     /// the start.

@@ -137,10 +137,16 @@ async fn run(scale: Scale, quick: bool, rounds: usize, only: Option<&str>) -> an
         std::env::temp_dir().display()
     );
     let mut runs = Vec::new();
+    // HTTP x16 against the baseline of the same round: the machine's speed drifts between
+    // rounds, so the ratio is steadier within a round than across medians.
+    let mut round_ratios = Vec::new();
     for round in 1..=rounds {
+        let mut round_baseline = None;
         if wanted("baseline") {
             eprintln!("round {round}/{rounds}: BASELINE ...");
-            runs.push(baseline(scale).await?);
+            let measured = baseline(scale).await?;
+            round_baseline = Some(measured.events_per_second());
+            runs.push(measured);
         }
         if wanted("bare") {
             for concurrency in [1, 16] {
@@ -151,7 +157,11 @@ async fn run(scale: Scale, quick: bool, rounds: usize, only: Option<&str>) -> an
         if wanted("http") {
             for concurrency in [16, 1] {
                 eprintln!("round {round}/{rounds}: HTTP x{concurrency} ...");
-                runs.push(http(scale, concurrency).await?);
+                let measured = http(scale, concurrency).await?;
+                if let (16, Some(baseline)) = (concurrency, round_baseline) {
+                    round_ratios.push(measured.events_per_second() / baseline);
+                }
+                runs.push(measured);
             }
         }
     }
@@ -162,6 +172,18 @@ async fn run(scale: Scale, quick: bool, rounds: usize, only: Option<&str>) -> an
         None
     };
     print_report(&summarize(runs), rounds, stages.as_ref());
+    if !round_ratios.is_empty() {
+        let listed: Vec<String> = round_ratios
+            .iter()
+            .map(|r| format!("{:.1}%", r * 100.0))
+            .collect();
+        round_ratios.sort_by(f64::total_cmp);
+        println!(
+            "\nHTTP x16 / BASELINE of the same round: {} (median {:.1}%, target 50%)",
+            listed.join(", "),
+            round_ratios[round_ratios.len() / 2] * 100.0
+        );
+    }
     Ok(())
 }
 
@@ -737,11 +759,12 @@ impl Drop for RunningApp {
 
 async fn start_app(client: &reqwest::Client) -> anyhow::Result<RunningApp> {
     let data_dir = tempfile::tempdir()?;
+    // Defaults and `STIGMERGY__…` environment variables, as `stigmergy serve` reads them.
     let config = Config {
         data_dir: data_dir.path().to_path_buf(),
         listen: "127.0.0.1:0".parse()?,
         operator_token: Some(OPERATOR_TOKEN.into()),
-        ..Config::default()
+        ..Config::load(None).map_err(|e| anyhow::anyhow!("{e}"))?
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name(APP_THREADS)
