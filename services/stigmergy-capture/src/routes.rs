@@ -203,8 +203,7 @@ struct NewOrganization {
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Problem> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error_free(&mut deserializer).map_err(|error| {
+    serde_json::from_slice(bytes).map_err(|error| {
         Problem::new(
             StatusCode::BAD_REQUEST,
             "malformed-json",
@@ -216,14 +215,6 @@ fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Problem> 
             detail: error.to_string(),
         }])
     })
-}
-
-fn serde_path_to_error_free<T: for<'de> Deserialize<'de>>(
-    deserializer: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
-) -> Result<T, serde_json::Error> {
-    let value = T::deserialize(&mut *deserializer)?;
-    deserializer.end()?;
-    Ok(value)
 }
 
 /// `POST /v1/organizations` (operator): registers an organisation and shows its API key once.
