@@ -80,7 +80,9 @@ impl std::fmt::Debug for EmbeddedLog {
     }
 }
 
-const SCHEMA: &str = "
+/// The table and index of the embedded log; public so that benchmarks compare against exactly
+/// this shape.
+pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     position    INTEGER PRIMARY KEY,
     event_id    BLOB NOT NULL UNIQUE,

@@ -16,7 +16,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use stigmergy_domain::{Event, EventId, LogPosition};
 
-pub use embedded::{EmbeddedLog, EmbeddedLogConfig};
+pub use embedded::{EmbeddedLog, EmbeddedLogConfig, SCHEMA as EMBEDDED_SCHEMA};
 
 /// An event as the log holds it: where it is, and what it is.
 #[derive(Clone, Debug, PartialEq)]

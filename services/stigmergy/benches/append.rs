@@ -583,18 +583,8 @@ fn check_head(path: &str, head: LogPosition, expected: usize) -> anyhow::Result<
 // ---------------------------------------------------------------------------------------------
 // 1. BASELINE: SQLite alone.
 
-/// The table and index of the embedded log (`stigmergy-log/src/embedded.rs`).
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    position    INTEGER PRIMARY KEY,
-    event_id    BLOB NOT NULL UNIQUE,
-    event_type  TEXT NOT NULL,
-    subject     TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    envelope    TEXT NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS events_by_subject ON events (subject, position);
-";
+/// The table and index of the embedded log, the very same.
+const SCHEMA: &str = stigmergy_log::EMBEDDED_SCHEMA;
 
 /// A row as the log stores it, serialized before the clock starts.
 struct Row {
