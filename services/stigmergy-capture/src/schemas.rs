@@ -191,8 +191,14 @@ mod tests {
 
     #[test]
     fn a_schema_that_does_not_compile_is_an_error_not_a_silent_pass() {
-        let broken = compile("Broken", r#"{"type": "object", "properties": {"a": {"type": 12}}}"#);
-        assert!(matches!(broken, Err(SchemaError::DoesNotCompile { .. })), "{broken:?}");
+        let broken = compile(
+            "Broken",
+            r#"{"type": "object", "properties": {"a": {"type": 12}}}"#,
+        );
+        assert!(
+            matches!(broken, Err(SchemaError::DoesNotCompile { .. })),
+            "{broken:?}"
+        );
         let not_json = compile("NotJson", "{");
         assert!(matches!(not_json, Err(SchemaError::NotJson { .. })));
     }
