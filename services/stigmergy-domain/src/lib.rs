@@ -17,6 +17,7 @@ pub mod schema;
 mod text;
 mod time;
 mod units;
+pub mod views;
 
 pub use digest::ContentDigest;
 pub use event::{

@@ -1,0 +1,12 @@
+//! What the log means for buyers and auditors, as pure functions: the index every event adds to
+//! the read store (which resources it touches, what flowed into what), from which provenance,
+//! footprints, contributions and anomalies are derived.
+//!
+//! Every view is a function of the *set* of events that are not retracted, never of the order
+//! they arrived in: each event's index rows are keyed by its id (so storing them twice changes
+//! nothing), and a retraction only adds the retracted id to a set that queries leave out. So
+//! replaying from zero gives what incremental processing gave, whatever the interleaving.
+
+pub mod index;
+
+pub use index::{EventIndex, Flow, FlowKind, Role, Touch};
