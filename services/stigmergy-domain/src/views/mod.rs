@@ -7,6 +7,8 @@
 //! nothing), and a retraction only adds the retracted id to a set that queries leave out. So
 //! replaying from zero gives what incremental processing gave, whatever the interleaving.
 
+pub mod contribution;
+pub mod footprint;
 pub mod index;
 
 pub use index::{EventIndex, Flow, FlowKind, Role, Touch};

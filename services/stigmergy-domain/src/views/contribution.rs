@@ -1,0 +1,1 @@
+//! The contribution method (the value equation), as pure functions. See `docs/views.md`.
