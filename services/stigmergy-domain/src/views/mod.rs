@@ -10,5 +10,7 @@
 pub mod contribution;
 pub mod footprint;
 pub mod index;
+pub mod lineage;
 
 pub use index::{EventIndex, Flow, FlowKind, Role, Touch};
+pub use lineage::{Direction, Lineage, walk};
