@@ -6,8 +6,10 @@
 //! secret in clear: an API key exists in clear only in the answer that creates it.
 
 mod organizations;
+mod views;
 
 pub use organizations::{ApiKey, Organization, OrganizationDirectory};
+pub use views::{TimelineEntry, ViewStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
