@@ -12,5 +12,9 @@ pub mod footprint;
 pub mod index;
 pub mod lineage;
 
+pub use footprint::{
+    Breakdown, Factors, Footprint, GridFactors, InputFootprint, LineEmissions, METHOD,
+    METHOD_VERSION, RepairFootprint, ShipmentEmissions, TransportFactors,
+};
 pub use index::{EventIndex, Flow, FlowKind, Role, Touch};
 pub use lineage::{Direction, Lineage, walk};

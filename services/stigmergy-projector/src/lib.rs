@@ -1,0 +1,95 @@
+//! The projector runtime of Stigmergy: follows the event log from the position the views store
+//! last applied, and applies what it reads in pages, each page and the new position in one
+//! transaction of the store. A crash replays the page it was in; applying is idempotent, so
+//! nothing is counted twice. The same runtime runs in the all-in-one process and on its own.
+//!
+//! It decides nothing about what the events mean: the index rows are the domain's
+//! (`stigmergy_domain::views`), the storage is the store's.
+
+use std::sync::Arc;
+
+use futures_util::{FutureExt, StreamExt};
+use stigmergy_domain::{Event, LogPosition};
+use stigmergy_log::EventLog;
+use stigmergy_store::ViewStore;
+use tracing::{Instrument, info_span};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading the event log failed")]
+    Log(#[from] stigmergy_log::Error),
+    #[error("writing the views failed")]
+    Store(#[from] stigmergy_store::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A projector: one name (its position in the store), one log, one store.
+#[derive(Clone, Debug)]
+pub struct Projector {
+    name: String,
+    log: Arc<dyn EventLog>,
+    store: ViewStore,
+    page_size: usize,
+}
+
+impl Projector {
+    pub fn new(name: impl Into<String>, log: Arc<dyn EventLog>, store: ViewStore) -> Self {
+        Self {
+            name: name.into(),
+            log,
+            store,
+            page_size: 1000,
+        }
+    }
+
+    /// Most events applied in one transaction.
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Applies everything up to the log's head as it is now, and returns the position reached.
+    pub async fn catch_up(&self) -> Result<LogPosition> {
+        let mut position = self.store.position(&self.name).await?;
+        loop {
+            let page = self.log.read_after(position, self.page_size).await?;
+            let Some(last) = page.last().map(|stored| stored.position) else {
+                return Ok(position);
+            };
+            let page: Vec<(LogPosition, Event)> =
+                page.into_iter().map(|s| (s.position, s.event)).collect();
+            self.apply(page).await?;
+            position = last;
+        }
+    }
+
+    /// Follows the log without end, applying each page as it arrives: everything already in the
+    /// log first, then each new event as soon as it is durable (with the events that arrived
+    /// meanwhile, up to a page).
+    pub async fn run(&self) -> Result<()> {
+        let position = self.store.position(&self.name).await?;
+        let mut events = self.log.follow(position);
+        while let Some(first) = events.next().await {
+            let first = first?;
+            let mut page = vec![(first.position, first.event)];
+            while page.len() < self.page_size {
+                match events.next().now_or_never() {
+                    Some(Some(next)) => {
+                        let next = next?;
+                        page.push((next.position, next.event));
+                    }
+                    _ => break,
+                }
+            }
+            self.apply(page).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(&self, page: Vec<(LogPosition, Event)>) -> Result<()> {
+        let span = info_span!("projector.apply", projector = %self.name, events = page.len());
+        self.store.apply(&self.name, page).instrument(span).await?;
+        Ok(())
+    }
+}
