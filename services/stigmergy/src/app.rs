@@ -13,7 +13,8 @@ use stigmergy_capture::problem::Problem;
 use stigmergy_capture::schemas::EventSchemas;
 use stigmergy_capture::{Capture, Sequencer};
 use stigmergy_log::{EmbeddedLog, EmbeddedLogConfig, EventLog, LogUrl};
-use stigmergy_store::OrganizationDirectory;
+use stigmergy_projector::Projector;
+use stigmergy_store::{OrganizationDirectory, ViewStore};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Config;
@@ -55,6 +56,22 @@ async fn not_found(request: actix_web::HttpRequest) -> Result<HttpResponse, Prob
     )))
 }
 
+/// Runs the projector; when it fails (the store or the log unavailable), logs why and starts
+/// again from the stored position after a pause.
+async fn project_forever(projector: Projector) {
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        match projector.run().await {
+            Ok(()) => return,
+            Err(failure) => {
+                tracing::error!(error = %failure, "the projector stopped; restarting from its stored position");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(10));
+            }
+        }
+    }
+}
+
 impl Application {
     /// Opens the stores, loads and compiles the schemas (a schema that does not compile stops
     /// here), starts the sequencer and binds the listener. Must run inside a Tokio runtime.
@@ -75,6 +92,13 @@ impl Application {
             Arc::new(directory.clone()),
             config.capture.max_group_requests,
         );
+        let views = ViewStore::open(&config.data_dir).with_context(|| {
+            format!(
+                "cannot open the views store in {}",
+                config.data_dir.display()
+            )
+        })?;
+        tokio::spawn(project_forever(Projector::new("views", log.clone(), views)));
         let capture = web::Data::new(Capture {
             config: config.capture.clone(),
             schemas,
