@@ -153,19 +153,23 @@ impl Default for Factors {
                 // Ember, Global Electricity Review 2024: world average 2023 ≈ 481 gCO2/kWh.
                 world: 0.481,
             },
-            // Freight, well-to-wheel, kgCO2e per tonne-km: UK DEFRA/DESNZ GHG conversion factors
-            // 2023 ("Freighting goods") and the GLEC Framework v3 (Smart Freight Centre, 2023)
-            // default intensities, rounded.
+            // Freight, kgCO2e per tonne-km, in the range of the UK government's (DEFRA/DESNZ)
+            // "freighting goods" conversion factors and the GLEC Framework (Smart Freight Centre).
+            // NOT YET CHECKED against the 2023 tables: road 0.107 is DEFRA's 2012 "all artics, UK
+            // average" (Annex 7, including indirect emissions) and rail ≈ 0.03 is DEFRA's 2007
+            // guideline figure; sea, inland waterway and air were written from memory. Verify
+            // before docs/methods.md cites them; configuration overrides them in any case.
             transport: TransportFactors {
-                // DEFRA 2023, HGV (all diesel), average laden.
+                // HGV, articulated, UK average load (DEFRA 2012, Annex 7).
                 road: 0.107,
-                // DEFRA 2023, freight train.
+                // Freight train (DEFRA 2007 guidelines: 0.03).
                 rail: 0.028,
-                // DEFRA 2023, cargo ship, container ship average.
+                // Container ship, average (unchecked).
                 sea: 0.016,
-                // GLEC Framework v3 default for inland waterway (container barge).
+                // Inland waterway, container barge (unchecked).
                 inland_waterway: 0.031,
-                // DEFRA 2023, air freight, long-haul international, with radiative forcing.
+                // Air freight, long haul (unchecked; DEFRA 2007 gave 0.57 long haul, 1.58 short
+                // haul, without radiative forcing).
                 air: 1.13,
                 // Human-powered: no operational emissions.
                 bicycle: 0.0,
