@@ -98,7 +98,12 @@ impl Application {
                 config.data_dir.display()
             )
         })?;
-        tokio::spawn(project_forever(Projector::new("views", log.clone(), views)));
+        tokio::spawn(project_forever(Projector::new(
+            "views",
+            log.clone(),
+            views.clone(),
+        )));
+        let gateway = web::Data::new(stigmergy_gateway::schema(views));
         let capture = web::Data::new(Capture {
             config: config.capture.clone(),
             schemas,
@@ -115,7 +120,9 @@ impl Application {
             App::new()
                 .wrap(TracingLogger::default())
                 .app_data(capture.clone())
+                .app_data(gateway.clone())
                 .configure(stigmergy_capture::configure)
+                .configure(stigmergy_gateway::configure)
                 .default_service(web::to(not_found))
         })
         .listen(listener)?;
