@@ -48,4 +48,5 @@ expect '"rule": "mass-balance"'
 expect '"pointer": "/payload/lines/0/quantity"'
 expect '"recordedAt"'
 expect '"MaterialSourced"'
+expect '"id": "https://valldaura.example/batches/open-stool-2025-001"'
 echo "README tour: every step answered as documented"
