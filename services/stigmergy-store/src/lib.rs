@@ -6,6 +6,7 @@
 //! secret in clear: an API key exists in clear only in the answer that creates it.
 
 mod organizations;
+mod sqlite;
 mod views;
 
 pub use organizations::{ApiKey, Organization, OrganizationDirectory};

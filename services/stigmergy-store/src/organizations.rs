@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use chrono::Utc;
 use rand::RngCore;
@@ -16,6 +16,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use stigmergy_domain::{Iri, OrganizationId};
 
+use crate::sqlite::SharedConnection;
 use crate::{Error, Result};
 
 /// A registered organisation.
@@ -62,7 +63,7 @@ struct Cache {
 /// The organisation directory, backed by SQLite in the data directory.
 #[derive(Clone)]
 pub struct OrganizationDirectory {
-    connection: Arc<Mutex<Connection>>,
+    connection: SharedConnection,
     cache: Arc<RwLock<Cache>>,
 }
 
@@ -136,24 +137,9 @@ impl OrganizationDirectory {
             }
         }
         Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
+            connection: SharedConnection::new(connection),
             cache: Arc::new(RwLock::new(cache)),
         })
-    }
-
-    async fn write<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let connection = self.connection.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut connection = connection
-                .lock()
-                .map_err(|_| Error::Unavailable("a writer panicked".into()))?;
-            work(&mut connection)
-        })
-        .await
-        .map_err(|e| Error::Unavailable(e.to_string()))?
     }
 
     fn cache_read(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
@@ -180,7 +166,7 @@ impl OrganizationDirectory {
         let key_hash = hash_key(key.expose());
         let row = organization.clone();
         let hash = key_hash.clone();
-        self.write(move |connection| {
+        self.connection.run(move |connection| {
             let transaction = connection.transaction()?;
             let inserted = transaction.execute(
                 "INSERT INTO organizations (id, name, name_key, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name_key) DO NOTHING",
@@ -213,8 +199,9 @@ impl OrganizationDirectory {
         let key = ApiKey::generate();
         let key_hash = hash_key(key.expose());
         let (hash, owner) = (key_hash.clone(), id.to_string());
-        self.write(move |connection| {
-            connection.execute(
+        self.connection
+            .run(move |connection| {
+                connection.execute(
                 "INSERT INTO api_keys (key_hash, organization_id, created_at) VALUES (?1, ?2, ?3)",
                 params![
                     hash,
@@ -222,9 +209,9 @@ impl OrganizationDirectory {
                     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
                 ],
             )?;
-            Ok(())
-        })
-        .await?;
+                Ok(())
+            })
+            .await?;
         self.cache_write().by_key_hash.insert(key_hash, id.clone());
         Ok(key)
     }

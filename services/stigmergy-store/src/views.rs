@@ -7,12 +7,12 @@
 //! answer.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use stigmergy_domain::views::{Direction, EventIndex, Flow, FlowKind, Lineage, Role, walk};
 use stigmergy_domain::{Event, EventId, Iri, LogPosition, Quantity};
 
+use crate::sqlite::SharedConnection;
 use crate::{Error, Result};
 
 const SCHEMA: &str = "
@@ -64,7 +64,7 @@ pub struct TimelineEntry {
 /// The views store in the data directory.
 #[derive(Clone)]
 pub struct ViewStore {
-    connection: Arc<Mutex<Connection>>,
+    connection: SharedConnection,
 }
 
 impl std::fmt::Debug for ViewStore {
@@ -74,30 +74,14 @@ impl std::fmt::Debug for ViewStore {
 }
 
 fn role_from(name: &str) -> Option<Role> {
-    [
-        Role::Created,
-        Role::Consumed,
-        Role::Repaired,
-        Role::Dispatched,
-        Role::Received,
-        Role::ContributedTo,
-        Role::Cited,
-        Role::Retracted,
-    ]
-    .into_iter()
-    .find(|role| role.name() == name)
+    Role::ALL.iter().copied().find(|role| role.name() == name)
 }
 
 fn kind_from(name: &str) -> Option<FlowKind> {
-    [
-        FlowKind::Input,
-        FlowKind::Design,
-        FlowKind::Fork,
-        FlowKind::Part,
-        FlowKind::Recycled,
-    ]
-    .into_iter()
-    .find(|kind| kind.name() == name)
+    FlowKind::ALL
+        .iter()
+        .copied()
+        .find(|kind| kind.name() == name)
 }
 
 fn corrupt(what: impl std::fmt::Display) -> Error {
@@ -116,45 +100,31 @@ impl ViewStore {
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.execute_batch(SCHEMA)?;
         Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
+            connection: SharedConnection::new(connection),
         })
-    }
-
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let connection = self.connection.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut connection = connection
-                .lock()
-                .map_err(|_| Error::Unavailable("a views writer panicked".into()))?;
-            work(&mut connection)
-        })
-        .await
-        .map_err(|e| Error::Unavailable(e.to_string()))?
     }
 
     /// The last log position `projector` applied (0 before the first).
     pub async fn position(&self, projector: &str) -> Result<LogPosition> {
         let projector = projector.to_owned();
-        self.run(move |connection| {
-            let position: Option<u64> = connection
-                .query_row(
-                    "SELECT position FROM projector_positions WHERE projector = ?1",
-                    params![projector],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            Ok(LogPosition(position.unwrap_or(0)))
-        })
-        .await
+        self.connection
+            .run(move |connection| {
+                let position: Option<u64> = connection
+                    .query_row(
+                        "SELECT position FROM projector_positions WHERE projector = ?1",
+                        params![projector],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                Ok(LogPosition(position.unwrap_or(0)))
+            })
+            .await
     }
 
     /// Applies a page of events and moves `projector` past the last, in one transaction.
     pub async fn apply(&self, projector: &str, page: Vec<(LogPosition, Event)>) -> Result<()> {
         let projector = projector.to_owned();
-        self.run(move |connection| {
+        self.connection.run(move |connection| {
             let transaction = connection.transaction()?;
             let mut last = None;
             for (position, event) in &page {
@@ -177,34 +147,35 @@ impl ViewStore {
     /// Every event touching `resource` that is not retracted, in `occurredAt` then log order.
     pub async fn timeline(&self, resource: &Iri) -> Result<Vec<TimelineEntry>> {
         let resource = resource.to_string();
-        self.run(move |connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT e.position, e.envelope, t.role FROM touches t
+        self.connection
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT e.position, e.envelope, t.role FROM touches t
                  JOIN view_events e ON e.event_id = t.event_id
                  WHERE t.resource = ?1 AND t.event_id NOT IN (SELECT event_id FROM retracted)
                  ORDER BY e.occurred_at, e.position, t.role",
-            )?;
-            let rows = statement.query_map(params![resource], |row| {
-                Ok((
-                    row.get::<_, u64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
-            })?;
-            let mut entries = Vec::new();
-            for row in rows {
-                let (position, envelope, role) = row?;
-                let event: Event = serde_json::from_str(&envelope).map_err(corrupt)?;
-                let role = role_from(&role).ok_or_else(|| corrupt(&role))?;
-                entries.push(TimelineEntry {
-                    position: LogPosition(position),
-                    event,
-                    role,
-                });
-            }
-            Ok(entries)
-        })
-        .await
+                )?;
+                let rows = statement.query_map(params![resource], |row| {
+                    Ok((
+                        row.get::<_, u64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })?;
+                let mut entries = Vec::new();
+                for row in rows {
+                    let (position, envelope, role) = row?;
+                    let event: Event = serde_json::from_str(&envelope).map_err(corrupt)?;
+                    let role = role_from(&role).ok_or_else(|| corrupt(&role))?;
+                    entries.push(TimelineEntry {
+                        position: LogPosition(position),
+                        event,
+                        role,
+                    });
+                }
+                Ok(entries)
+            })
+            .await
     }
 
     /// The lineage of `resource`, upstream or downstream, up to `max_depth` levels, through the
@@ -216,27 +187,29 @@ impl ViewStore {
         max_depth: u32,
     ) -> Result<Lineage> {
         let resource = resource.clone();
-        self.run(move |connection| {
-            walk(&resource, direction, max_depth, |direction, frontier| {
-                neighbours(connection, direction, frontier)
+        self.connection
+            .run(move |connection| {
+                walk(&resource, direction, max_depth, |direction, frontier| {
+                    neighbours(connection, direction, frontier)
+                })
             })
-        })
-        .await
+            .await
     }
 
     /// Whether an event was retracted.
     pub async fn is_retracted(&self, event_id: EventId) -> Result<bool> {
-        self.run(move |connection| {
-            Ok(connection
-                .query_row(
-                    "SELECT 1 FROM retracted WHERE event_id = ?1",
-                    params![&event_id.as_bytes()[..]],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some())
-        })
-        .await
+        self.connection
+            .run(move |connection| {
+                Ok(connection
+                    .query_row(
+                        "SELECT 1 FROM retracted WHERE event_id = ?1",
+                        params![&event_id.as_bytes()[..]],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some())
+            })
+            .await
     }
 }
 

@@ -28,6 +28,17 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: &'static [Role] = &[
+        Self::Created,
+        Self::Consumed,
+        Self::Repaired,
+        Self::Dispatched,
+        Self::Received,
+        Self::ContributedTo,
+        Self::Cited,
+        Self::Retracted,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Created => "created",
@@ -65,6 +76,14 @@ pub enum FlowKind {
 }
 
 impl FlowKind {
+    pub const ALL: &'static [FlowKind] = &[
+        Self::Input,
+        Self::Design,
+        Self::Fork,
+        Self::Part,
+        Self::Recycled,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Input => "input",
