@@ -158,6 +158,27 @@ impl Unit {
         }
     }
 
+    /// The unit of a Recommendation 20 code this type knows.
+    pub fn from_code(code: &str) -> Option<Unit> {
+        Some(match code {
+            "KGM" => Self::Kilogram,
+            "GRM" => Self::Gram,
+            "MGM" => Self::Milligram,
+            "TNE" => Self::Tonne,
+            "LBR" => Self::Pound,
+            "H87" => Self::Piece,
+            "C62" => Self::One,
+            "SET" => Self::Set,
+            "LTR" => Self::Litre,
+            "MLT" => Self::Millilitre,
+            "MTQ" => Self::CubicMetre,
+            "MTR" => Self::Metre,
+            "MTK" => Self::SquareMetre,
+            "KWH" => Self::KilowattHour,
+            _ => return None,
+        })
+    }
+
     pub fn dimension(self) -> Dimension {
         match self {
             Self::Kilogram | Self::Gram | Self::Milligram | Self::Tonne | Self::Pound => {

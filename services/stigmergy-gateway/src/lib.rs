@@ -1,6 +1,6 @@
 //! The gateway of Stigmergy: the async-graphql schema over the views store, served at
-//! `POST /graphql`. For now `resource(id)` with its timeline and its upstream and downstream
-//! lineage; footprints, contributions and anomalies join as their views land.
+//! `POST /graphql`: `resource(id)` with what it is, its timeline, upstream and downstream
+//! lineage, custody journey, footprint (with its versions), contributions and anomalies.
 //!
 //! The gateway only reads: it never writes to the store or the log (recording goes through
 //! capture).
@@ -11,7 +11,9 @@ use async_graphql::{
 };
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
 use stigmergy_domain::Iri;
-use stigmergy_domain::views::{Direction, Lineage};
+use std::sync::Arc;
+
+use stigmergy_domain::views::{Direction, Lineage, Record, Role, journey};
 use stigmergy_store::ViewStore;
 
 /// The deepest lineage a query may ask for.
@@ -21,7 +23,7 @@ pub const MAX_LINEAGE_DEPTH: u32 = 50;
 pub type GatewaySchema = Schema<Query, EmptyMutation, EmptySubscription>;
 
 /// Builds the schema over a views store.
-pub fn schema(views: ViewStore) -> GatewaySchema {
+pub fn schema(views: Arc<dyn ViewStore>) -> GatewaySchema {
     Schema::build(Query, EmptyMutation, EmptySubscription)
         .data(views)
         .limit_depth(12)
@@ -45,23 +47,29 @@ impl Query {
     /// A design, material lot, batch or shipment by its IRI; null when no event mentions it.
     async fn resource(&self, context: &Context<'_>, id: String) -> Result<Option<Resource>> {
         let id = Iri::parse(id).map_err(async_graphql::Error::new)?;
-        let views = context.data::<ViewStore>()?;
-        let timeline = views
-            .timeline(&id)
-            .await
-            .map_err(|e| async_graphql::Error::new(e.to_string()))?;
-        if timeline.is_empty() {
+        let views = views(context)?;
+        let record = views.record(&id).await.map_err(failed)?;
+        let Some(record) = record else {
             return Ok(None);
-        }
-        Ok(Some(Resource { id, timeline }))
+        };
+        Ok(Some(Resource { id, record }))
     }
 }
 
-/// Something the log speaks of.
+fn views<'a>(context: &Context<'a>) -> Result<&'a Arc<dyn ViewStore>> {
+    context.data::<Arc<dyn ViewStore>>()
+}
+
+fn failed(error: stigmergy_store::Error) -> async_graphql::Error {
+    async_graphql::Error::new(error.to_string())
+}
+
+/// Something the log speaks of: a design, material lot, batch, recovered lot or shipment, or
+/// something an event refers to that was never recorded (`kind: unknown`).
 #[derive(Debug)]
 pub struct Resource {
     id: Iri,
-    timeline: Vec<stigmergy_store::TimelineEntry>,
+    record: Record,
 }
 
 /// One event in a resource's life.
@@ -143,11 +151,10 @@ impl Resource {
                 "depth is at most {MAX_LINEAGE_DEPTH}"
             )));
         }
-        let views = context.data::<ViewStore>()?;
-        let lineage = views
+        let lineage = views(context)?
             .lineage(&self.id, direction, depth)
             .await
-            .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+            .map_err(failed)?;
         Ok(lineage.into())
     }
 }
@@ -158,9 +165,132 @@ impl Resource {
         self.id.to_string()
     }
 
+    /// design, materialLot, batch, recoveredLot, shipment, or unknown (referred to, never
+    /// recorded).
+    async fn kind(&self) -> &'static str {
+        self.record.kind.name()
+    }
+
+    /// The design's name or the lot's material.
+    async fn name(&self) -> Option<&str> {
+        self.record.name.as_deref()
+    }
+
+    /// The quantity it was created with.
+    async fn quantity(&self) -> Option<Amount> {
+        self.record.quantity.map(|q| Amount {
+            amount: q.amount.get(),
+            unit: q.unit.code(),
+        })
+    }
+
+    /// The organisation that recorded its creation.
+    async fn created_by(&self) -> Option<String> {
+        self.record.created_by.as_ref().map(Iri::to_string)
+    }
+
+    /// The design a batch was made from, or the parent of a forked design.
+    async fn design(&self) -> Option<String> {
+        self.record.design.as_ref().map(Iri::to_string)
+    }
+
+    /// Its cradle-to-gate footprint per declared unit, current version; null for designs and
+    /// shipments.
+    async fn footprint(&self, context: &Context<'_>) -> Result<Option<FootprintView>> {
+        let Some(footprint) = &self.record.footprint else {
+            return Ok(None);
+        };
+        let versions = views(context)?
+            .footprint_versions(&self.id)
+            .await
+            .map_err(failed)?;
+        let current = versions
+            .iter()
+            .rev()
+            .find(|v| v.status == stigmergy_store::FootprintStatus::Active);
+        Ok(Some(FootprintView::new(footprint, current, &versions)))
+    }
+
+    /// Every footprint version issued for it, oldest first.
+    async fn footprint_versions(&self, context: &Context<'_>) -> Result<Vec<FootprintView>> {
+        let versions = views(context)?
+            .footprint_versions(&self.id)
+            .await
+            .map_err(failed)?;
+        Ok(versions
+            .iter()
+            .map(|v| FootprintView::new(&v.footprint, Some(v), &versions))
+            .collect())
+    }
+
+    /// Who holds which share of it, by the value equation.
+    async fn contributions(&self) -> Option<Contributions> {
+        self.record.attribution.as_ref().map(|attribution| Contributions {
+            method: stigmergy_domain::views::contribution::METHOD,
+            shares: attribution
+                .ranked()
+                .into_iter()
+                .map(|(agent, share)| Share {
+                    agent: agent.to_string(),
+                    share,
+                })
+                .collect(),
+        })
+    }
+
+    /// Inconsistencies found about it, each with the events involved.
+    async fn anomalies(&self) -> Vec<AnomalyView> {
+        self.record
+            .anomalies
+            .iter()
+            .map(|a| AnomalyView {
+                kind: a.kind.name(),
+                detail: a.detail.clone(),
+                organization: a.organization.as_ref().map(Iri::to_string),
+                events: a.events.iter().map(ToString::to_string).collect(),
+            })
+            .collect()
+    }
+
+    /// Its shipments in the order they were dispatched: who held it when and where.
+    async fn journey(&self, context: &Context<'_>) -> Result<Vec<LegView>> {
+        let timeline = views(context)?.timeline(&self.id).await.map_err(failed)?;
+        let events: Vec<_> = timeline
+            .into_iter()
+            .filter(|e| matches!(e.role, Role::Dispatched | Role::Received))
+            .map(|e| e.event)
+            .collect();
+        Ok(journey(&self.id, &events)
+            .into_iter()
+            .map(|leg| LegView {
+                shipment: leg.shipment.to_string(),
+                shipper: leg.shipper.to_string(),
+                consignee: leg.consignee.to_string(),
+                from: PlaceView::from(&leg.from),
+                to: PlaceView::from(&leg.to),
+                transport_mode: serde_json::to_value(leg.transport_mode)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                quantity: Amount {
+                    amount: leg.quantity.amount.get(),
+                    unit: leg.quantity.unit.code(),
+                },
+                dispatched_at: leg.dispatched_at.to_string(),
+                received_at: leg.received.as_ref().map(|r| r.at.to_string()),
+                received_quantity: leg.received.as_ref().map(|r| Amount {
+                    amount: r.quantity.amount.get(),
+                    unit: r.quantity.unit.code(),
+                }),
+                received_location: leg.received.as_ref().map(|r| PlaceView::from(&r.location)),
+            })
+            .collect())
+    }
+
     /// Every event about it that is not retracted, in `occurredAt` then log order.
-    async fn timeline(&self) -> Vec<TimelineEntry> {
-        self.timeline
+    async fn timeline(&self, context: &Context<'_>) -> Result<Vec<TimelineEntry>> {
+        let timeline = views(context)?.timeline(&self.id).await.map_err(failed)?;
+        Ok(timeline
             .iter()
             .map(|entry| TimelineEntry {
                 position: entry.position.0,
@@ -170,7 +300,7 @@ impl Resource {
                 occurred_at: entry.event.occurred_at.to_string(),
                 recorded_by: entry.event.recorded_by.to_string(),
             })
-            .collect()
+            .collect())
     }
 
     /// What it was made from, recursively, up to `depth` levels (at most 50).
@@ -190,4 +320,137 @@ impl Resource {
     ) -> Result<LineageGraph> {
         self.walk(context, Direction::Downstream, depth).await
     }
+}
+
+/// An amount in a UN/ECE Rec 20 unit.
+#[derive(Debug, SimpleObject)]
+pub struct Amount {
+    amount: f64,
+    unit: &'static str,
+}
+
+/// kgCO2e by category.
+#[derive(Debug, SimpleObject)]
+pub struct BreakdownView {
+    materials: f64,
+    fabrication: f64,
+    transport: f64,
+}
+
+/// A cradle-to-gate footprint per declared unit, as issued in one version.
+#[derive(Debug, SimpleObject)]
+pub struct FootprintView {
+    /// The version's id (stable: a UUIDv5 of the resource and the version number).
+    id: Option<String>,
+    version: Option<u32>,
+    /// Active, or Deprecated once a newer version replaced it.
+    status: Option<&'static str>,
+    /// The ids of the versions it replaces, most recent first.
+    preceding_ids: Vec<String>,
+    /// kgCO2e per declared unit, all categories.
+    kg_co2e_per_unit: f64,
+    breakdown: BreakdownView,
+    /// The unit the figures are per (the kilogram for any mass unit).
+    declared_unit: &'static str,
+    recycled_content: f64,
+    primary_data_share: f64,
+    method: &'static str,
+    method_version: &'static str,
+    /// Inputs whose footprint is not known: each counted as 0, so the figure is a lower bound.
+    missing_inputs: Vec<String>,
+}
+
+impl FootprintView {
+    fn new(
+        footprint: &stigmergy_domain::views::Footprint,
+        version: Option<&stigmergy_store::FootprintVersion>,
+        all: &[stigmergy_store::FootprintVersion],
+    ) -> Self {
+        let mut preceding_ids = Vec::new();
+        if let Some(version) = version {
+            preceding_ids = all
+                .iter()
+                .rev()
+                .filter(|v| v.version < version.version)
+                .map(|v| v.id.to_string())
+                .collect();
+        }
+        Self {
+            id: version.map(|v| v.id.to_string()),
+            version: version.map(|v| v.version),
+            status: version.map(|v| v.status.name()),
+            preceding_ids,
+            kg_co2e_per_unit: footprint.per_unit.total(),
+            breakdown: BreakdownView {
+                materials: footprint.per_unit.materials,
+                fabrication: footprint.per_unit.fabrication,
+                transport: footprint.per_unit.transport,
+            },
+            declared_unit: footprint.unit.code(),
+            recycled_content: footprint.recycled_content,
+            primary_data_share: footprint.primary_data_share,
+            method: footprint.method,
+            method_version: footprint.method_version,
+            missing_inputs: footprint.missing_inputs.iter().map(Iri::to_string).collect(),
+        }
+    }
+}
+
+/// The attribution of a resource.
+#[derive(Debug, SimpleObject)]
+pub struct Contributions {
+    /// The method's name and version.
+    method: &'static str,
+    /// Largest first; the shares sum to 1.
+    shares: Vec<Share>,
+}
+
+#[derive(Debug, SimpleObject)]
+pub struct Share {
+    agent: String,
+    share: f64,
+}
+
+#[derive(Debug, SimpleObject)]
+#[graphql(name = "Anomaly")]
+pub struct AnomalyView {
+    /// massBalance, custody, unresolvedReference or missingFootprintInput.
+    kind: &'static str,
+    detail: String,
+    organization: Option<String>,
+    /// The ids of the events involved.
+    events: Vec<String>,
+}
+
+#[derive(Debug, SimpleObject)]
+#[graphql(name = "Place")]
+pub struct PlaceView {
+    name: String,
+    country: String,
+}
+
+impl From<&stigmergy_domain::Place> for PlaceView {
+    fn from(place: &stigmergy_domain::Place) -> Self {
+        Self {
+            name: place.name.to_string(),
+            country: place.country.as_str().to_owned(),
+        }
+    }
+}
+
+/// One shipment of a resource.
+#[derive(Debug, SimpleObject)]
+#[graphql(name = "JourneyLeg")]
+pub struct LegView {
+    shipment: String,
+    shipper: String,
+    consignee: String,
+    from: PlaceView,
+    to: PlaceView,
+    transport_mode: String,
+    quantity: Amount,
+    dispatched_at: String,
+    received_at: Option<String>,
+    received_quantity: Option<Amount>,
+    received_location: Option<PlaceView>,
 }

@@ -29,12 +29,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Projector {
     name: String,
     log: Arc<dyn EventLog>,
-    store: ViewStore,
+    store: Arc<dyn ViewStore>,
     page_size: usize,
 }
 
 impl Projector {
-    pub fn new(name: impl Into<String>, log: Arc<dyn EventLog>, store: ViewStore) -> Self {
+    pub fn new(name: impl Into<String>, log: Arc<dyn EventLog>, store: Arc<dyn ViewStore>) -> Self {
         Self {
             name: name.into(),
             log,

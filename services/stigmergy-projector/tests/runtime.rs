@@ -10,7 +10,8 @@ use stigmergy_domain::views::Direction;
 use stigmergy_domain::{Event, Iri, LogPosition};
 use stigmergy_log::{EmbeddedLog, EmbeddedLogConfig, EventLog};
 use stigmergy_projector::Projector;
-use stigmergy_store::ViewStore;
+use stigmergy_domain::views::Methods;
+use stigmergy_store::{SqliteViewStore, ViewStore};
 
 const ORG: &str = "urn:uuid:0191e1a4-7f43-7c4a-9d4e-1f2a3b4c5d6e";
 
@@ -55,7 +56,7 @@ fn events(from: u32, to: u32) -> Vec<Event> {
     events
 }
 
-async fn upstream_of_last(store: &ViewStore, last: u32) -> usize {
+async fn upstream_of_last(store: &dyn ViewStore, last: u32) -> usize {
     let resource = Iri::parse(iri(&format!("batch{last}"))).unwrap();
     store
         .lineage(&resource, Direction::Upstream, 1000)
@@ -71,7 +72,7 @@ async fn following_the_log_gives_what_a_replay_from_zero_gives_and_a_restart_res
     let log: Arc<dyn EventLog> =
         Arc::new(EmbeddedLog::open(log_dir.path(), EmbeddedLogConfig::default()).unwrap());
     let views_dir = tempfile::tempdir().unwrap();
-    let store = ViewStore::open(views_dir.path()).unwrap();
+    let store = Arc::new(SqliteViewStore::open(views_dir.path(), Methods::default()).unwrap());
 
     log.append(events(0, 50)).await.unwrap();
     let following = Projector::new("views", log.clone(), store.clone()).with_page_size(7);
@@ -93,21 +94,25 @@ async fn following_the_log_gives_what_a_replay_from_zero_gives_and_a_restart_res
     task.abort();
 
     let replay_dir = tempfile::tempdir().unwrap();
-    let replayed = ViewStore::open(replay_dir.path()).unwrap();
+    let replayed = Arc::new(SqliteViewStore::open(replay_dir.path(), Methods::default()).unwrap());
     let reached = Projector::new("views", log.clone(), replayed.clone())
         .catch_up()
         .await
         .unwrap();
     assert_eq!(reached, head);
     // batch99 is made from lot99 and batch98, and so on down: 100 batches, 100 lots and the design.
-    assert_eq!(upstream_of_last(&store, 99).await, 201);
-    assert_eq!(upstream_of_last(&replayed, 99).await, 201);
+    assert_eq!(upstream_of_last(store.as_ref(), 99).await, 201);
+    assert_eq!(upstream_of_last(replayed.as_ref(), 99).await, 201);
     for i in [0, 17, 99] {
         let lot = Iri::parse(iri(&format!("lot{i}"))).unwrap();
         assert_eq!(
             store.timeline(&lot).await.unwrap(),
             replayed.timeline(&lot).await.unwrap()
         );
+        let batch = Iri::parse(iri(&format!("batch{i}"))).unwrap();
+        let followed = store.record(&batch).await.unwrap().unwrap();
+        assert!(followed.same_as(&replayed.record(&batch).await.unwrap().unwrap()));
+        assert!(followed.footprint.is_some());
     }
 
     // A restarted projector resumes from the stored position.
@@ -117,5 +122,5 @@ async fn following_the_log_gives_what_a_replay_from_zero_gives_and_a_restart_res
         .await
         .unwrap();
     assert_eq!(resumed, LogPosition(202));
-    assert_eq!(upstream_of_last(&store, 100).await, 203);
+    assert_eq!(upstream_of_last(store.as_ref(), 100).await, 203);
 }

@@ -1,6 +1,6 @@
-//! The read store of Stigmergy: state the services look up that is not itself an event. For now
-//! that is the organisation directory: organisations and their API keys, kept hashed. (The views
-//! projected from the log join it here.)
+//! The read store of Stigmergy: state the services look up that is not itself an event — the
+//! organisation directory (organisations and their API keys, kept hashed) and the views the
+//! projectors derive from the log, in embedded SQLite or PostgreSQL.
 //!
 //! This crate never decides what may be recorded (that is the domain's rules) and never keeps a
 //! secret in clear: an API key exists in clear only in the answer that creates it.
@@ -10,7 +10,9 @@ mod sqlite;
 mod views;
 
 pub use organizations::{ApiKey, Organization, OrganizationDirectory};
-pub use views::{TimelineEntry, ViewStore};
+pub use views::{
+    FootprintStatus, FootprintVersion, SqliteViewStore, TimelineEntry, ViewStore, footprint_id,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -6,7 +6,8 @@
 use serde_json::{Value, json};
 use stigmergy_domain::views::Direction;
 use stigmergy_domain::{Event, Iri, LogPosition};
-use stigmergy_store::ViewStore;
+use stigmergy_domain::views::Methods;
+use stigmergy_store::{SqliteViewStore, ViewStore};
 
 const ORG: &str = "urn:uuid:0191e1a4-7f43-7c4a-9d4e-1f2a3b4c5d6e";
 
@@ -103,7 +104,7 @@ fn history() -> Vec<(LogPosition, Event)> {
 }
 
 /// What the views say: the upstream and downstream of every resource, and every timeline.
-async fn snapshot(store: &ViewStore) -> Vec<String> {
+async fn snapshot(store: &SqliteViewStore) -> Vec<String> {
     let mut lines = Vec::new();
     for name in [
         "design", "oak", "pla", "b1", "flakes", "b2", "mistake", "b3",
@@ -125,13 +126,15 @@ async fn snapshot(store: &ViewStore) -> Vec<String> {
             .map(|t| format!("{}:{}", t.event.event_type(), t.role.name()))
             .collect();
         lines.push(format!("{name} timeline: {}", entries.join(" ")));
+        let record = store.record(&resource).await.unwrap();
+        lines.push(format!("{name} record: {}", serde_json::to_string(&record).unwrap()));
     }
     lines
 }
 
-async fn store_with(pages: Vec<Vec<(LogPosition, Event)>>) -> (tempfile::TempDir, ViewStore) {
+async fn store_with(pages: Vec<Vec<(LogPosition, Event)>>) -> (tempfile::TempDir, SqliteViewStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = ViewStore::open(dir.path()).unwrap();
+    let store = SqliteViewStore::open(dir.path(), Methods::default()).unwrap();
     for page in pages {
         store.apply("test", page).await.unwrap();
     }

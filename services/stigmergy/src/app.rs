@@ -14,7 +14,7 @@ use stigmergy_capture::schemas::EventSchemas;
 use stigmergy_capture::{Capture, Sequencer};
 use stigmergy_log::{EmbeddedLog, EmbeddedLogConfig, EventLog, LogUrl};
 use stigmergy_projector::Projector;
-use stigmergy_store::{OrganizationDirectory, ViewStore};
+use stigmergy_store::{OrganizationDirectory, SqliteViewStore, ViewStore};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Config;
@@ -45,6 +45,22 @@ fn open_log(url: &str) -> anyhow::Result<Arc<dyn EventLog>> {
                 format!("cannot open the embedded event log in {}", dir.display())
             })?,
         )),
+    }
+}
+
+/// The views store the configuration names: PostgreSQL for a `postgres://` URL, else the
+/// embedded SQLite store in the data directory.
+fn open_views(config: &Config) -> anyhow::Result<Arc<dyn ViewStore>> {
+    match config.views.as_deref() {
+        None => Ok(Arc::new(
+            SqliteViewStore::open(&config.data_dir, config.methods()).with_context(|| {
+                format!(
+                    "cannot open the views store in {}",
+                    config.data_dir.display()
+                )
+            })?,
+        )),
+        Some(url) => anyhow::bail!("unsupported views store URL {url:?}: expected postgres://…"),
     }
 }
 
@@ -92,12 +108,7 @@ impl Application {
             Arc::new(directory.clone()),
             config.capture.max_group_requests,
         );
-        let views = ViewStore::open(&config.data_dir).with_context(|| {
-            format!(
-                "cannot open the views store in {}",
-                config.data_dir.display()
-            )
-        })?;
+        let views = open_views(&config)?;
         tokio::spawn(project_forever(Projector::new(
             "views",
             log.clone(),

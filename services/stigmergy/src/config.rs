@@ -9,6 +9,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use stigmergy_capture::CaptureConfig;
+use stigmergy_domain::views::Methods;
+use stigmergy_domain::views::contribution::ContributionConfig;
+use stigmergy_domain::views::footprint::Factors;
 
 /// How logs are written to standard error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -53,8 +56,16 @@ pub struct Config {
     /// start and kept in `<data_dir>/operator-token`.
     #[serde(skip_serializing)]
     pub operator_token: Option<String>,
+    /// The views store, as a URL: `postgres://user:password@host/db`; defaults to the embedded
+    /// SQLite store `<data_dir>/views.sqlite`.
+    pub views: Option<String>,
     pub capture: CaptureConfig,
     pub telemetry: TelemetryConfig,
+    /// Default emission factors of the footprint method (`[footprint.grid]`,
+    /// `[footprint.transport]`).
+    pub footprint: Factors,
+    /// The weights of the value equation.
+    pub contribution: ContributionConfig,
 }
 
 impl Default for Config {
@@ -65,8 +76,11 @@ impl Default for Config {
             log: None,
             workers: None,
             operator_token: None,
+            views: None,
             capture: CaptureConfig::default(),
             telemetry: TelemetryConfig::default(),
+            footprint: Factors::default(),
+            contribution: ContributionConfig::default(),
         }
     }
 }
@@ -86,6 +100,14 @@ impl Config {
                     .map(|_| "operator_token".into()),
             );
         figment.extract().map_err(Box::new)
+    }
+
+    /// The methods the views derive footprints and attributions with.
+    pub fn methods(&self) -> Methods {
+        Methods {
+            factors: self.footprint.clone(),
+            contribution: self.contribution.clone(),
+        }
     }
 
     /// The event log URL in force.

@@ -12,10 +12,21 @@ use crate::payload::{ContributionRecorded, EffortUnit, Labour};
 pub const METHOD: &str = "stigmergy-value-equation/1";
 
 /// How much of an attribution each agent holds; the shares sum to 1.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Attribution(BTreeMap<Iri, f64>);
 
 impl Attribution {
+    /// The same agents with the same shares, up to floating-point noise.
+    pub fn same_as(&self, other: &Attribution) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|((a, x), (b, y))| a == b && crate::views::footprint::close(*x, *y))
+    }
+
     /// Everything to one agent.
     pub fn sole(agent: &Iri) -> Self {
         Self(BTreeMap::from([(agent.clone(), 1.0)]))

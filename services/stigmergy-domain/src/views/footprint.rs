@@ -26,7 +26,7 @@ pub const METHOD_VERSION: &str = "1";
 
 /// Emissions by category, in kgCO2e (per declared unit in a [`Footprint`], absolute in a
 /// [`RepairFootprint`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Breakdown {
     /// Embodied in the materials and parts consumed.
     pub materials: f64,
@@ -60,7 +60,8 @@ impl Breakdown {
 }
 
 /// The cradle-to-gate footprint of one resource, per declared unit.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Footprint {
     /// kgCO2e per one `unit` of the resource.
     pub per_unit: Breakdown,
@@ -71,14 +72,45 @@ pub struct Footprint {
     /// Share of the total that comes from activity data the events report (0 to 1); 0 when the
     /// total is 0.
     pub primary_data_share: f64,
+    #[serde(skip_deserializing, default = "method")]
     pub method: &'static str,
+    #[serde(skip_deserializing, default = "method_version")]
     pub method_version: &'static str,
     /// Inputs whose footprint was not known (counted as 0); the figure is then a lower bound.
     pub missing_inputs: Vec<Iri>,
 }
 
+fn method() -> &'static str {
+    METHOD
+}
+
+fn method_version() -> &'static str {
+    METHOD_VERSION
+}
+
+/// Whether two figures agree to a relative 1e-12 (or both are within 1e-15 of 0).
+pub(crate) fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1e-3)
+}
+
+impl Footprint {
+    /// The same figures, up to floating-point noise.
+    pub fn same_figures(&self, other: &Footprint) -> bool {
+        close(self.per_unit.materials, other.per_unit.materials)
+            && close(self.per_unit.fabrication, other.per_unit.fabrication)
+            && close(self.per_unit.transport, other.per_unit.transport)
+            && self.unit == other.unit
+            && close(self.recycled_content, other.recycled_content)
+            && close(self.primary_data_share, other.primary_data_share)
+            && self.method == other.method
+            && self.method_version == other.method_version
+            && self.missing_inputs == other.missing_inputs
+    }
+}
+
 /// Default electricity grid factors (kgCO2e per kWh), per country with a world-average fallback.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GridFactors {
     pub by_country: HashMap<CountryCode, f64>,
     /// Used for a facility whose country has no factor.
@@ -86,7 +118,8 @@ pub struct GridFactors {
 }
 
 /// Default freight factors, kgCO2e per tonne-km, per transport mode.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TransportFactors {
     pub road: f64,
     pub rail: f64,
@@ -97,7 +130,8 @@ pub struct TransportFactors {
 }
 
 /// The configured default factors: what applies when an event does not report its own figure.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Factors {
     pub grid: GridFactors,
     pub transport: TransportFactors,
@@ -126,21 +160,26 @@ impl Factors {
 }
 
 impl Default for Factors {
-    /// Published averages, rounded; they are only defaults, meant to be overridden by
-    /// configuration (and by the grid factor or measured emissions an event reports).
+    /// Published averages; they are only defaults, meant to be overridden by configuration (and
+    /// by the grid factor or measured emissions an event reports). Sources and caveats are in
+    /// `docs/methods.md`, "Default factors".
     fn default() -> Self {
-        // Grid: Ember, lifecycle emission intensity of electricity generation, 2023 (Ember
-        // "Yearly Electricity Data" / "European Electricity Review 2024", also published by Our
-        // World in Data), gCO2e/kWh ÷ 1000. Generation-based, not consumption-based (imports are
-        // not traced). DE, FR, FI, PL, SE and the world average checked against the published
-        // table; ES, IT and NL are from the same dataset, rounded, and less certain (±10 %).
+        // Grid: Ember, "Yearly Electricity Data" (the Europe release of 2024), emission intensity
+        // of electricity generation in 2023, gCO2e/kWh ÷ 1000, rounded to whole grams. Lifecycle
+        // figures (upstream methane, supply chain and plant manufacturing included), based on
+        // generation, not consumption (imports are not traced). Read from the Green Web
+        // Foundation's transcription of Ember's data (co2.js, data/output/average-intensities.json,
+        // rows marked 2023): DE 380.95, ES 174.05, FI 79.16, FR 56.04, IT 330.72, NL 267.62,
+        // PL 661.93, SE 40.70. Cross-checked against Our World in Data's table of Ember's series
+        // (DE 381, FI 79, FR 56) and Statista's chart of Ember's data (PL ≈ 662, SE 40.7); ES, IT
+        // and NL rest on the co2.js transcription alone.
         let by_country = [
             ("DE", 0.381),
-            ("ES", 0.15),
+            ("ES", 0.174),
             ("FI", 0.079),
             ("FR", 0.056),
-            ("IT", 0.29),
-            ("NL", 0.27),
+            ("IT", 0.331),
+            ("NL", 0.268),
             ("PL", 0.662),
             ("SE", 0.041),
         ]
@@ -150,27 +189,34 @@ impl Default for Factors {
         Self {
             grid: GridFactors {
                 by_country,
-                // Ember, Global Electricity Review 2024: world average 2023 ≈ 481 gCO2/kWh.
+                // Ember (2024), world average of 2023: 481 gCO2e/kWh, as charted by Statista
+                // ("Electricity generation emission intensity in selected countries worldwide in
+                // 2023"). Used for a facility in any country not listed above.
                 world: 0.481,
             },
-            // Freight, kgCO2e per tonne-km, in the range of the UK government's (DEFRA/DESNZ)
-            // "freighting goods" conversion factors and the GLEC Framework (Smart Freight Centre).
-            // NOT YET CHECKED against the 2023 tables: road 0.107 is DEFRA's 2012 "all artics, UK
-            // average" (Annex 7, including indirect emissions) and rail ≈ 0.03 is DEFRA's 2007
-            // guideline figure; sea, inland waterway and air were written from memory. Verify
-            // before docs/methods.md cites them; configuration overrides them in any case.
+            // Freight, kgCO2e per tonne-km, well-to-wheel: the UK government's (DESNZ) "Greenhouse
+            // gas reporting: conversion factors 2025", flat file, the "Freighting goods" factor
+            // (tank-to-wheel: fuel burnt, or for rail also the electricity generated) plus the
+            // matching "WTT- delivery vehs & freight" factor (well-to-tank: producing and
+            // delivering the fuel). The 2023 and 2024 editions could not be consulted; these rows
+            // were read from a third-party transcription of the 2025 flat file, two of which
+            // (container ship 8000+ TEU, WTT freight train) agree with Climatiq's copy of the same
+            // edition. Not re-checked against the gov.uk spreadsheet itself.
             transport: TransportFactors {
-                // HGV, articulated, UK average load (DEFRA 2012, Annex 7).
-                road: 0.107,
-                // Freight train (DEFRA 2007 guidelines: 0.03).
-                rail: 0.028,
-                // Container ship, average (unchecked).
-                sea: 0.016,
-                // Inland waterway, container barge (unchecked).
+                // HGV (all diesel), All HGVs, Average laden: 0.10163 TTW + 0.02359 WTT.
+                road: 0.12522,
+                // Rail, Freight train (UK mix of diesel and electric traction): 0.02779 TTW +
+                // 0.00691 WTT.
+                rail: 0.0347,
+                // Cargo ship, Container ship, Average: 0.01612 TTW + 0.00365 WTT.
+                sea: 0.01977,
+                // NO SOURCE FOUND: neither DESNZ nor a GLEC default table for inland waterways
+                // could be consulted; 0.031 is an unverified placeholder, kept until one is.
                 inland_waterway: 0.031,
-                // Air freight, long haul (unchecked; DEFRA 2007 gave 0.57 long haul, 1.58 short
-                // haul, without radiative forcing).
-                air: 1.13,
+                // Freight flights, Long-haul, to/from UK, without the radiative-forcing uplift (so
+                // that it is GWP100 CO2e like every other figure): 0.5313 TTW + 0.13516 WTT. With
+                // the uplift DESNZ gives 0.89939 TTW.
+                air: 0.66646,
                 // Human-powered: no operational emissions.
                 bicycle: 0.0,
             },

@@ -3,8 +3,8 @@
 //! and journeys read the touches.
 
 use crate::event::{Event, EventPayload, LogPosition};
-use crate::ids::{EventId, Iri};
-use crate::units::Quantity;
+use crate::ids::{EventId, Iri, OrganizationId};
+use crate::units::{Measure, Quantity};
 
 /// How an event concerns a resource (or a shipment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -105,6 +105,17 @@ pub struct Flow {
     pub quantity: Option<Quantity>,
 }
 
+/// An amount of a resource coming into or going out of an organisation's hands, in the base unit
+/// of its quantity: what mass balance and custody are checked on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Movement {
+    pub resource: Iri,
+    pub organization: OrganizationId,
+    /// In (created, received) or out (consumed, dispatched, recycled).
+    pub inflow: bool,
+    pub measure: Measure,
+}
+
 /// Everything one event adds to the index, keyed by the event's id and position.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventIndex {
@@ -112,6 +123,7 @@ pub struct EventIndex {
     pub position: LogPosition,
     pub touches: Vec<Touch>,
     pub flows: Vec<Flow>,
+    pub movements: Vec<Movement>,
 }
 
 impl EventIndex {
@@ -123,6 +135,7 @@ impl EventIndex {
             position,
             touches: Vec::new(),
             flows: Vec::new(),
+            movements: Vec::new(),
         };
         let mut touch = |resource: &Iri, role| {
             let row = Touch {
@@ -142,6 +155,17 @@ impl EventIndex {
                 quantity,
             });
         };
+        let mut movements = Vec::new();
+        let by = &event.recorded_by;
+        let mut movement =
+            |resource: &Iri, organization: &OrganizationId, inflow, quantity: &Quantity| {
+                movements.push(Movement {
+                    resource: resource.clone(),
+                    organization: organization.clone(),
+                    inflow,
+                    measure: quantity.measure(),
+                });
+            };
         match &event.payload {
             EventPayload::DesignPublished(p) => touch(&p.design_id, Role::Created),
             EventPayload::DesignForked(p) => {
@@ -150,13 +174,18 @@ impl EventIndex {
                 flow(&p.parent_design_id, &p.design_id, FlowKind::Fork, None);
             }
             EventPayload::ContributionRecorded(p) => touch(&p.target, Role::ContributedTo),
-            EventPayload::MaterialSourced(p) => touch(&p.lot_id, Role::Created),
+            EventPayload::MaterialSourced(p) => {
+                touch(&p.lot_id, Role::Created);
+                movement(&p.lot_id, by, true, &p.quantity);
+            }
             EventPayload::BatchFabricated(p) => {
                 touch(&p.batch_id, Role::Created);
+                movement(&p.batch_id, by, true, &p.quantity);
                 touch(&p.design_id, Role::Cited);
                 flow(&p.design_id, &p.batch_id, FlowKind::Design, None);
                 for input in p.inputs.iter() {
                     touch(&input.resource, Role::Consumed);
+                    movement(&input.resource, by, false, &input.quantity);
                     flow(
                         &input.resource,
                         &p.batch_id,
@@ -169,18 +198,21 @@ impl EventIndex {
                 touch(&p.shipment_id, Role::Dispatched);
                 for line in p.lines.iter() {
                     touch(&line.resource, Role::Dispatched);
+                    movement(&line.resource, by, false, &line.quantity);
                 }
             }
             EventPayload::ShipmentReceived(p) => {
                 touch(&p.shipment_id, Role::Received);
                 for line in p.lines.iter() {
                     touch(&line.resource, Role::Received);
+                    movement(&line.resource, by, true, &line.quantity);
                 }
             }
             EventPayload::BatchRepaired(p) => {
                 touch(&p.resource, Role::Repaired);
                 for part in p.parts.iter() {
                     touch(&part.resource, Role::Consumed);
+                    movement(&part.resource, by, false, &part.quantity);
                     flow(
                         &part.resource,
                         &p.resource,
@@ -191,8 +223,10 @@ impl EventIndex {
             }
             EventPayload::BatchRecycled(p) => {
                 touch(&p.resource, Role::Consumed);
+                movement(&p.resource, by, false, &p.quantity);
                 for output in p.output_lots.iter() {
                     touch(&output.lot_id, Role::Created);
+                    movement(&output.lot_id, by, true, &output.quantity);
                     flow(
                         &p.resource,
                         &output.lot_id,
@@ -204,6 +238,7 @@ impl EventIndex {
             EventPayload::EventRetracted(_) => touch(&event.subject, Role::Retracted),
         }
         index.flows = flows;
+        index.movements = movements;
         index
     }
 

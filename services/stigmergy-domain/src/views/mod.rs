@@ -8,13 +8,17 @@
 //! replaying from zero gives what incremental processing gave, whatever the interleaving.
 
 pub mod contribution;
+pub mod derive;
 pub mod footprint;
 pub mod index;
 pub mod lineage;
 
+pub use derive::{
+    Anomaly, AnomalyKind, Facts, FootprintChange, Kind, Leg, Methods, Receipt, Record, journey,
+};
 pub use footprint::{
     Breakdown, Factors, Footprint, GridFactors, InputFootprint, LineEmissions, METHOD,
     METHOD_VERSION, RepairFootprint, ShipmentEmissions, TransportFactors,
 };
-pub use index::{EventIndex, Flow, FlowKind, Role, Touch};
+pub use index::{EventIndex, Flow, FlowKind, Movement, Role, Touch};
 pub use lineage::{Direction, Lineage, walk};

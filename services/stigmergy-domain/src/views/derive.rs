@@ -1,0 +1,897 @@
+//! Each resource's derived record — what it is, its footprint, its attribution and its anomalies —
+//! computed from the facts the read store holds, and the refresh of every record a page of events
+//! affects, upstream before downstream. The store is read and written through [`Facts`], which
+//! the adapters implement inside the transaction that applies the page; nothing here does I/O.
+//!
+//! A record is a function of the set of events that are not retracted, so any order of arrival
+//! ends in the same records. What depends on the order is only the footprint's version history:
+//! each time a resource's figures change a new version is issued that names the one it replaces.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, EventPayload, LogPosition};
+use crate::ids::{CountryCode, EventId, Iri, OrganizationId};
+use crate::payload::{BatchFabricated, Place, ShipmentDispatched, TransportMode};
+use crate::time::Timestamp;
+use crate::units::{PositiveAmount, Quantity, Unit};
+use crate::views::contribution::{self, Attribution, ContributionConfig, InputShare};
+use crate::views::footprint::{self, Factors, Footprint, InputFootprint};
+use crate::views::index::{EventIndex, Flow, FlowKind, Movement, Role};
+
+/// What a resource is, from the event that brought it into being.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Kind {
+    Design,
+    MaterialLot,
+    Batch,
+    /// A lot recovered by recycling.
+    RecoveredLot,
+    Shipment,
+    /// Referred to by some event, but never recorded itself.
+    Unknown,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Design => "design",
+            Self::MaterialLot => "materialLot",
+            Self::Batch => "batch",
+            Self::RecoveredLot => "recoveredLot",
+            Self::Shipment => "shipment",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// The kinds of inconsistency the views report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AnomalyKind {
+    /// An organisation gave out more of a resource than it took in.
+    MassBalance,
+    /// An organisation consumed or shipped a resource it never held.
+    Custody,
+    /// An event refers to a resource, design or shipment that was never recorded.
+    UnresolvedReference,
+    /// A footprint counts an input as 0: the input has no footprint (or one per another unit),
+    /// or a batch records no inputs at all.
+    MissingFootprintInput,
+}
+
+impl AnomalyKind {
+    pub const ALL: &'static [AnomalyKind] = &[
+        Self::MassBalance,
+        Self::Custody,
+        Self::UnresolvedReference,
+        Self::MissingFootprintInput,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MassBalance => "massBalance",
+            Self::Custody => "custody",
+            Self::UnresolvedReference => "unresolvedReference",
+            Self::MissingFootprintInput => "missingFootprintInput",
+        }
+    }
+}
+
+/// One inconsistency found about a resource, with the events involved.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    pub detail: String,
+    /// The organisation concerned, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<OrganizationId>,
+    /// The events involved, in id order.
+    pub events: Vec<EventId>,
+}
+
+/// Everything derived about one resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub kind: Kind,
+    /// The design's name, or the material of a lot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The organisation that recorded its creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<OrganizationId>,
+    /// The event that created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_in: Option<EventId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<Quantity>,
+    /// The design a batch was made from, or the parent of a fork.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub design: Option<Iri>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footprint: Option<Footprint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<Anomaly>,
+}
+
+impl Record {
+    fn unknown() -> Self {
+        Self {
+            kind: Kind::Unknown,
+            name: None,
+            created_by: None,
+            created_in: None,
+            quantity: None,
+            design: None,
+            footprint: None,
+            attribution: None,
+            anomalies: Vec::new(),
+        }
+    }
+
+    /// Equal, up to the last bits of the floating-point figures (a record read back from storage
+    /// may differ from a fresh computation in its last digit).
+    pub fn same_as(&self, other: &Record) -> bool {
+        self.kind == other.kind
+            && self.name == other.name
+            && self.created_by == other.created_by
+            && self.created_in == other.created_in
+            && self.quantity == other.quantity
+            && self.design == other.design
+            && same_footprint(self.footprint.as_ref(), other.footprint.as_ref())
+            && match (&self.attribution, &other.attribution) {
+                (Some(a), Some(b)) => a.same_as(b),
+                (None, None) => true,
+                _ => false,
+            }
+            && self.anomalies == other.anomalies
+    }
+}
+
+/// Whether two footprints carry the same figures (relative tolerance 1e-12).
+pub fn same_footprint(a: Option<&Footprint>, b: Option<&Footprint>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.same_figures(b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// How a refresh changed a resource's footprint, for the store to keep its version history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FootprintChange {
+    /// Same figures as the current version (or still none).
+    Unchanged,
+    /// New figures: a new version replaces the current one, if any.
+    Issued,
+    /// The resource has no footprint any more (its creation was retracted): the current version
+    /// is deprecated without a successor.
+    Withdrawn,
+}
+
+/// The read store as the derivation sees it, inside the transaction applying a page. Every read
+/// leaves out what retracted events contributed.
+pub trait Facts {
+    type Error;
+
+    /// The events touching `resource` in one of `roles`, in event-id order.
+    fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Event>, Self::Error>;
+    /// The flows out of `resource`.
+    fn flows_from(&mut self, resource: &Iri) -> Result<Vec<Flow>, Self::Error>;
+    /// The movements of `resource` into and out of organisations' hands, with their events.
+    fn movements(&mut self, resource: &Iri) -> Result<Vec<(EventId, Movement)>, Self::Error>;
+    /// Every resource an event touches, retracted or not (to refresh them when it is retracted).
+    fn touched_by(&mut self, event: EventId) -> Result<Vec<Iri>, Self::Error>;
+    /// The record stored for `resource`.
+    fn record(&mut self, resource: &Iri) -> Result<Option<Record>, Self::Error>;
+    /// Stores the record of `resource`, and a new footprint version or a withdrawal.
+    fn save(
+        &mut self,
+        resource: &Iri,
+        record: &Record,
+        change: FootprintChange,
+    ) -> Result<(), Self::Error>;
+}
+
+/// The configuration the derivation applies.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Methods {
+    pub factors: Factors,
+    pub contribution: ContributionConfig,
+}
+
+/// Flows along which a record depends on another: a batch on its design and inputs, a repaired
+/// resource on its parts, a fork on its parent. A recovered lot does not depend on what was
+/// recycled (cut-off; attributed to the recycler).
+fn propagates(kind: FlowKind) -> bool {
+    !matches!(kind, FlowKind::Recycled)
+}
+
+/// The resources a page of events touches, directly or through a retraction.
+pub fn touched<F: Facts>(
+    facts: &mut F,
+    page: &[(LogPosition, Event)],
+) -> Result<Vec<Iri>, F::Error> {
+    let mut seen = HashSet::new();
+    let mut touched = Vec::new();
+    for (position, event) in page {
+        let index = EventIndex::of(event, *position);
+        let mut resources: Vec<Iri> = index.touches.into_iter().map(|t| t.resource).collect();
+        if let Some(retracted) = EventIndex::retracts(event) {
+            resources.extend(facts.touched_by(retracted)?);
+        }
+        for resource in resources {
+            if seen.insert(resource.clone()) {
+                touched.push(resource);
+            }
+        }
+    }
+    Ok(touched)
+}
+
+/// Recomputes the records of `seeds` and of everything downstream of them, upstream before
+/// downstream, and saves those that changed. Returns how many records were saved.
+pub fn refresh<F: Facts>(
+    facts: &mut F,
+    seeds: Vec<Iri>,
+    methods: &Methods,
+) -> Result<usize, F::Error> {
+    let mut saved = 0;
+    for resource in order(facts, seeds)? {
+        let derived = derive(facts, &resource, methods)?;
+        let current = facts.record(&resource)?;
+        if current.as_ref().is_some_and(|c| c.same_as(&derived)) {
+            continue;
+        }
+        let before = current.as_ref().and_then(|c| c.footprint.as_ref());
+        let change = match (before, derived.footprint.as_ref()) {
+            (_, Some(_)) if !same_footprint(before, derived.footprint.as_ref()) => {
+                FootprintChange::Issued
+            }
+            (Some(_), None) => FootprintChange::Withdrawn,
+            _ => FootprintChange::Unchanged,
+        };
+        facts.save(&resource, &derived, change)?;
+        saved += 1;
+    }
+    Ok(saved)
+}
+
+/// The seeds and everything downstream of them, in an order where each resource comes after the
+/// ones it depends on (Kahn's algorithm); resources on a cycle come last, in the order reached.
+fn order<F: Facts>(facts: &mut F, seeds: Vec<Iri>) -> Result<Vec<Iri>, F::Error> {
+    let mut reached: Vec<Iri> = Vec::new();
+    let mut known: HashSet<Iri> = HashSet::new();
+    let mut edges: Vec<(Iri, Iri)> = Vec::new();
+    let mut queue: VecDeque<Iri> = VecDeque::new();
+    for seed in seeds {
+        if known.insert(seed.clone()) {
+            queue.push_back(seed);
+        }
+    }
+    while let Some(resource) = queue.pop_front() {
+        for flow in facts.flows_from(&resource)? {
+            if !propagates(flow.kind) || flow.to == resource {
+                continue;
+            }
+            edges.push((resource.clone(), flow.to.clone()));
+            if known.insert(flow.to.clone()) {
+                queue.push_back(flow.to);
+            }
+        }
+        reached.push(resource);
+    }
+    let mut waiting: HashMap<&Iri, usize> = HashMap::new();
+    let mut next: HashMap<&Iri, Vec<&Iri>> = HashMap::new();
+    let unique: BTreeSet<(&Iri, &Iri)> = edges.iter().map(|(a, b)| (a, b)).collect();
+    for (from, to) in unique {
+        *waiting.entry(to).or_default() += 1;
+        next.entry(from).or_default().push(to);
+    }
+    let mut ready: VecDeque<&Iri> = reached
+        .iter()
+        .filter(|r| !waiting.contains_key(r))
+        .collect();
+    let mut ordered: Vec<Iri> = Vec::with_capacity(reached.len());
+    let mut placed: HashSet<&Iri> = HashSet::new();
+    while let Some(resource) = ready.pop_front() {
+        placed.insert(resource);
+        ordered.push(resource.clone());
+        for to in next.get(resource).into_iter().flatten() {
+            if let Some(count) = waiting.get_mut(to) {
+                *count -= 1;
+                if *count == 0 {
+                    ready.push_back(to);
+                }
+            }
+        }
+    }
+    for resource in &reached {
+        if !placed.contains(resource) {
+            ordered.push(resource.clone());
+        }
+    }
+    Ok(ordered)
+}
+
+const CREATION: &[Role] = &[Role::Created];
+
+fn event_ids(events: &[Event]) -> Vec<EventId> {
+    let mut ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// The record of one resource, from the facts and the records of what it depends on.
+pub fn derive<F: Facts>(
+    facts: &mut F,
+    resource: &Iri,
+    methods: &Methods,
+) -> Result<Record, F::Error> {
+    let created = facts.events(resource, CREATION)?;
+    let mut record = match created.first() {
+        Some(creation) => created_record(facts, resource, creation, methods)?,
+        None => shipment_or_unknown(facts, resource)?,
+    };
+    if created.len() > 1 {
+        record.anomalies.push(Anomaly {
+            kind: AnomalyKind::UnresolvedReference,
+            detail: format!(
+                "{resource} was created by {} events; the first one counts",
+                created.len()
+            ),
+            organization: None,
+            events: event_ids(&created),
+        });
+    }
+    if record.kind != Kind::Shipment && record.kind != Kind::Design {
+        custody(facts, resource, &mut record)?;
+    }
+    record.anomalies.sort_by(|a, b| {
+        (a.kind, &a.organization, &a.events, &a.detail).cmp(&(
+            b.kind,
+            &b.organization,
+            &b.events,
+            &b.detail,
+        ))
+    });
+    Ok(record)
+}
+
+fn shipment_or_unknown<F: Facts>(facts: &mut F, resource: &Iri) -> Result<Record, F::Error> {
+    let events = facts.events(resource, &[Role::Dispatched, Role::Received])?;
+    let dispatched = events.iter().any(
+        |e| matches!(&e.payload, EventPayload::ShipmentDispatched(p) if &p.shipment_id == resource),
+    );
+    let receipts: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(&e.payload, EventPayload::ShipmentReceived(p) if &p.shipment_id == resource))
+        .collect();
+    let mut record = Record::unknown();
+    if dispatched {
+        record.kind = Kind::Shipment;
+        return Ok(record);
+    }
+    if !receipts.is_empty() {
+        record.kind = Kind::Shipment;
+        record.anomalies.push(Anomaly {
+            kind: AnomalyKind::UnresolvedReference,
+            detail: format!("shipment {resource} was received but its dispatch was never recorded"),
+            organization: None,
+            events: {
+                let mut ids: Vec<EventId> = receipts.iter().map(|e| e.event_id).collect();
+                ids.sort();
+                ids
+            },
+        });
+        return Ok(record);
+    }
+    let referring = facts.events(resource, Role::ALL)?;
+    if !referring.is_empty() {
+        record.anomalies.push(Anomaly {
+            kind: AnomalyKind::UnresolvedReference,
+            detail: format!("{resource} is referred to but was never recorded"),
+            organization: None,
+            events: event_ids(&referring),
+        });
+    }
+    Ok(record)
+}
+
+fn created_record<F: Facts>(
+    facts: &mut F,
+    resource: &Iri,
+    creation: &Event,
+    methods: &Methods,
+) -> Result<Record, F::Error> {
+    let mut record = Record::unknown();
+    record.created_by = Some(creation.recorded_by.clone());
+    record.created_in = Some(creation.event_id);
+    match &creation.payload {
+        EventPayload::DesignPublished(p) => {
+            record.kind = Kind::Design;
+            record.name = Some(p.name.to_string());
+            record.attribution = Some(design_attribution(
+                facts,
+                resource,
+                &creation.recorded_by,
+                methods,
+            )?);
+        }
+        EventPayload::DesignForked(p) => {
+            record.kind = Kind::Design;
+            record.name = Some(p.name.to_string());
+            record.design = Some(p.parent_design_id.clone());
+            let own = design_attribution(facts, resource, &creation.recorded_by, methods)?;
+            let parent = facts
+                .record(&p.parent_design_id)?
+                .and_then(|r| r.attribution);
+            if parent.is_none() {
+                record
+                    .anomalies
+                    .push(unresolved_parent(&p.parent_design_id, creation));
+            }
+            record.attribution = Some(contribution::fork(
+                &own,
+                p.upstream_share.get(),
+                parent.as_ref(),
+            ));
+        }
+        EventPayload::MaterialSourced(p) => {
+            record.kind = Kind::MaterialLot;
+            record.name = Some(p.material.to_string());
+            record.quantity = Some(p.quantity);
+            record.footprint = Some(footprint::lot(p));
+            record.attribution = Some(Attribution::sole(&p.supplier.id));
+        }
+        EventPayload::BatchFabricated(p) => {
+            record.kind = Kind::Batch;
+            record.quantity = Some(p.quantity);
+            record.design = Some(p.design_id.clone());
+            batch(facts, resource, creation, p, methods, &mut record)?;
+        }
+        EventPayload::BatchRecycled(p) => {
+            record.kind = Kind::RecoveredLot;
+            let output = p.output_lots.iter().find(|o| &o.lot_id == resource);
+            record.name = output.map(|o| o.material.to_string());
+            record.quantity = output.map(|o| o.quantity);
+            record.footprint = footprint::recovered_lots(p, &methods.factors)
+                .into_iter()
+                .find(|(lot, _)| lot == resource)
+                .map(|(_, footprint)| footprint);
+            record.attribution = Some(Attribution::sole(&creation.recorded_by));
+        }
+        // No other event creates anything.
+        _ => {}
+    }
+    Ok(record)
+}
+
+fn unresolved_parent(parent: &Iri, event: &Event) -> Anomaly {
+    Anomaly {
+        kind: AnomalyKind::UnresolvedReference,
+        detail: format!("the design {parent} was never recorded"),
+        organization: None,
+        events: vec![event.event_id],
+    }
+}
+
+fn contributions_to<F: Facts>(facts: &mut F, resource: &Iri) -> Result<Vec<Event>, F::Error> {
+    facts.events(resource, &[Role::ContributedTo])
+}
+
+fn design_attribution<F: Facts>(
+    facts: &mut F,
+    resource: &Iri,
+    publisher: &OrganizationId,
+    methods: &Methods,
+) -> Result<Attribution, F::Error> {
+    let events = contributions_to(facts, resource)?;
+    let contributions: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            EventPayload::ContributionRecorded(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    Ok(contribution::design(
+        publisher,
+        &contributions,
+        &methods.contribution,
+    ))
+}
+
+fn batch<F: Facts>(
+    facts: &mut F,
+    resource: &Iri,
+    creation: &Event,
+    p: &BatchFabricated,
+    methods: &Methods,
+    record: &mut Record,
+) -> Result<(), F::Error> {
+    let maker = &creation.recorded_by;
+    let mut inputs = Vec::new();
+    let mut input_records = Vec::new();
+    for input in p.inputs.iter() {
+        let upstream = facts.record(&input.resource)?;
+        inputs.push(input_footprint(
+            facts,
+            &input.resource,
+            upstream.as_ref(),
+            maker,
+            &methods.factors,
+        )?);
+        input_records.push(upstream);
+    }
+    let mut repairs = Vec::new();
+    let repair_events = facts.events(resource, &[Role::Repaired])?;
+    for event in &repair_events {
+        if let EventPayload::BatchRepaired(repair) = &event.payload {
+            let mut parts = Vec::new();
+            for part in repair.parts.iter() {
+                let upstream = facts.record(&part.resource)?;
+                parts.push(input_footprint(
+                    facts,
+                    &part.resource,
+                    upstream.as_ref(),
+                    &event.recorded_by,
+                    &methods.factors,
+                )?);
+            }
+            let country = if &event.recorded_by == maker {
+                Some(p.facility.country)
+            } else {
+                received_in(facts, resource, &event.recorded_by)?
+            };
+            repairs.push(footprint::repair(repair, &parts, country, &methods.factors));
+        }
+    }
+    let computed = footprint::batch(p, &inputs, &repairs, &methods.factors);
+    if p.inputs.is_empty() {
+        record.anomalies.push(Anomaly {
+            kind: AnomalyKind::MissingFootprintInput,
+            detail: "the batch records no inputs: its footprint counts no materials".into(),
+            organization: Some(maker.clone()),
+            events: vec![creation.event_id],
+        });
+    }
+    missing_inputs(&computed, creation, &repair_events, record);
+    for (input, upstream) in p.inputs.iter().zip(&input_records) {
+        if upstream.as_ref().is_none_or(|u| u.kind == Kind::Unknown) {
+            record.anomalies.push(Anomaly {
+                kind: AnomalyKind::UnresolvedReference,
+                detail: format!("the input {} was never recorded", input.resource),
+                organization: Some(maker.clone()),
+                events: vec![creation.event_id],
+            });
+        }
+    }
+    record.footprint = Some(computed);
+
+    let design = facts.record(&p.design_id)?.and_then(|r| r.attribution);
+    if design.is_none() {
+        record
+            .anomalies
+            .push(unresolved_parent(&p.design_id, creation));
+    }
+    let all_mass = p
+        .inputs
+        .iter()
+        .all(|i| i.quantity.measure().unit == Unit::Kilogram);
+    let shares: Vec<InputShare<'_>> = p
+        .inputs
+        .iter()
+        .zip(&input_records)
+        .map(|(input, upstream)| InputShare {
+            weight: if all_mass {
+                input.quantity.measure().amount
+            } else {
+                1.0
+            },
+            attribution: upstream.as_ref().and_then(|u| u.attribution.as_ref()),
+        })
+        .collect();
+    let contributions = contributions_to(facts, resource)?;
+    let contributions: Vec<_> = contributions
+        .iter()
+        .filter_map(|e| match &e.payload {
+            EventPayload::ContributionRecorded(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    record.attribution = Some(contribution::batch(
+        maker,
+        design.as_ref(),
+        &p.labour,
+        &contributions,
+        &shares,
+        &methods.contribution,
+    ));
+    Ok(())
+}
+
+fn missing_inputs(computed: &Footprint, creation: &Event, repairs: &[Event], record: &mut Record) {
+    if computed.missing_inputs.is_empty() {
+        return;
+    }
+    let mut events = vec![creation.event_id];
+    events.extend(repairs.iter().map(|e| e.event_id));
+    events.sort();
+    let names: Vec<&str> = computed.missing_inputs.iter().map(Iri::as_str).collect();
+    record.anomalies.push(Anomaly {
+        kind: AnomalyKind::MissingFootprintInput,
+        detail: format!(
+            "no footprint (or one per another unit) for {}: counted as 0, so the figure is a lower bound",
+            names.join(", ")
+        ),
+        organization: None,
+        events,
+    });
+}
+
+/// The country where `organization` received `resource`, from its latest receipt.
+fn received_in<F: Facts>(
+    facts: &mut F,
+    resource: &Iri,
+    organization: &OrganizationId,
+) -> Result<Option<CountryCode>, F::Error> {
+    let receipts = facts.events(resource, &[Role::Received])?;
+    Ok(receipts
+        .iter()
+        .filter(|e| &e.recorded_by == organization)
+        .max_by(|a, b| {
+            a.occurred_at
+                .cmp(&b.occurred_at)
+                .then(a.event_id.cmp(&b.event_id))
+        })
+        .and_then(|e| match &e.payload {
+            EventPayload::ShipmentReceived(p) => Some(p.location.country),
+            _ => None,
+        }))
+}
+
+/// What a batch or a repair made by `consumer` knows of one of its inputs: the input's footprint
+/// and the transport that delivered it to `consumer`.
+fn input_footprint<F: Facts>(
+    facts: &mut F,
+    resource: &Iri,
+    upstream: Option<&Record>,
+    consumer: &OrganizationId,
+    factors: &Factors,
+) -> Result<InputFootprint, F::Error> {
+    let footprint = upstream.and_then(|u| u.footprint.clone());
+    let (per_unit, primary) = match (&footprint, upstream.and_then(|u| u.created_by.as_ref())) {
+        (Some(fp), Some(creator)) => {
+            let dispatches = facts.events(resource, &[Role::Dispatched])?;
+            let shipments: Vec<&ShipmentDispatched> = dispatches
+                .iter()
+                .filter_map(|e| match &e.payload {
+                    EventPayload::ShipmentDispatched(p) => Some(p),
+                    _ => None,
+                })
+                .collect();
+            let shippers: Vec<&OrganizationId> =
+                dispatches.iter().map(|e| &e.recorded_by).collect();
+            let delivery = Delivery {
+                resource,
+                unit: fp.unit,
+                creator,
+                shipments: &shipments,
+                shippers: &shippers,
+                factors,
+            };
+            delivery.to(consumer, &mut Vec::new())
+        }
+        _ => (0.0, 0.0),
+    };
+    Ok(InputFootprint {
+        resource: resource.clone(),
+        footprint,
+        delivery_transport_per_unit: per_unit,
+        delivery_transport_primary_share: primary,
+    })
+}
+
+/// The shipments of one resource, for the transport that delivered it somewhere.
+struct Delivery<'a> {
+    resource: &'a Iri,
+    unit: Unit,
+    creator: &'a OrganizationId,
+    shipments: &'a [&'a ShipmentDispatched],
+    shippers: &'a [&'a OrganizationId],
+    factors: &'a Factors,
+}
+
+impl Delivery<'_> {
+    /// kgCO2e per unit of the resource for bringing it from its creator to `organization`, and
+    /// the primary share of it: the mean over the shipments to `organization` of (the shipper's
+    /// own delivered transport + the shipment's emissions allocated to the resource, per unit).
+    /// `path` holds the organisations already on the way, so a resource shipped back and forth
+    /// counts each leg once.
+    fn to(&self, organization: &OrganizationId, path: &mut Vec<OrganizationId>) -> (f64, f64) {
+        if organization == self.creator || path.contains(organization) {
+            return (0.0, 0.0);
+        }
+        path.push(organization.clone());
+        let mut total = 0.0;
+        let mut primary = 0.0;
+        let mut count = 0usize;
+        for (shipment, shipper) in self.shipments.iter().zip(self.shippers) {
+            if &shipment.consignee != organization {
+                continue;
+            }
+            let emissions = footprint::shipment_emissions(shipment, self.factors);
+            let (mut kg, mut amount) = (0.0, 0.0);
+            for (line, allocated) in shipment.lines.iter().zip(&emissions.lines) {
+                if &line.resource == self.resource && allocated.unit == self.unit {
+                    kg += allocated.kg_co2e;
+                    amount += line.quantity.measure().amount;
+                }
+            }
+            let hop = if amount > 0.0 { kg / amount } else { 0.0 };
+            let hop_primary = match emissions.data_quality {
+                crate::payload::DataQuality::Primary => hop,
+                crate::payload::DataQuality::Secondary => 0.0,
+            };
+            let (before, before_share) = self.to(shipper, path);
+            total += before + hop;
+            primary += before * before_share + hop_primary;
+            count += 1;
+        }
+        path.pop();
+        if count == 0 {
+            return (0.0, 0.0);
+        }
+        let mean = total / count as f64;
+        let share = if total > 0.0 { primary / total } else { 0.0 };
+        (mean, share)
+    }
+}
+
+/// Mass balance and custody: per organisation and base unit, what came in against what went out.
+fn custody<F: Facts>(facts: &mut F, resource: &Iri, record: &mut Record) -> Result<(), F::Error> {
+    let movements = facts.movements(resource)?;
+    let mut held: BTreeMap<(&OrganizationId, &'static str), (f64, f64, Vec<EventId>)> =
+        BTreeMap::new();
+    for (event, movement) in &movements {
+        let entry = held
+            .entry((&movement.organization, movement.measure.unit.code()))
+            .or_insert((0.0, 0.0, Vec::new()));
+        if movement.inflow {
+            entry.0 += movement.measure.amount;
+        } else {
+            entry.1 += movement.measure.amount;
+        }
+        entry.2.push(*event);
+    }
+    for ((organization, unit), (inflow, outflow, mut events)) in held {
+        events.sort();
+        events.dedup();
+        if outflow > 0.0 && inflow == 0.0 {
+            record.anomalies.push(Anomaly {
+                kind: AnomalyKind::Custody,
+                detail: format!(
+                    "{organization} gave out {outflow} {unit} of {resource} but never held any"
+                ),
+                organization: Some(organization.clone()),
+                events,
+            });
+        } else if outflow > inflow * (1.0 + 1e-9) {
+            record.anomalies.push(Anomaly {
+                kind: AnomalyKind::MassBalance,
+                detail: format!(
+                    "{organization} gave out {outflow} {unit} of {resource} but took in only {inflow} {unit}"
+                ),
+                organization: Some(organization.clone()),
+                events,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One shipment of a resource: who held it when and where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Leg {
+    pub shipment: Iri,
+    pub dispatched_in: EventId,
+    pub shipper: OrganizationId,
+    pub consignee: OrganizationId,
+    pub from: Place,
+    pub to: Place,
+    pub transport_mode: TransportMode,
+    /// How much of the resource the shipment carried.
+    pub quantity: Quantity,
+    pub dispatched_at: Timestamp,
+    /// The receipt, when it was recorded.
+    pub received: Option<Receipt>,
+}
+
+/// The receipt of a shipment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Receipt {
+    pub event: EventId,
+    pub at: Timestamp,
+    pub location: Place,
+    /// How much of the resource was received.
+    pub quantity: Quantity,
+}
+
+/// The custody journey of `resource` from the events that touch it: its shipments in the order
+/// they were dispatched (then by event id), each with its receipt when there is one. Lines of the
+/// same resource in one shipment are added up.
+pub fn journey(resource: &Iri, events: &[Event]) -> Vec<Leg> {
+    let total = |quantities: Vec<Quantity>| -> Option<Quantity> {
+        let first = *quantities.first()?;
+        let measures: Vec<_> = quantities.iter().map(Quantity::measure).collect();
+        if quantities.len() == 1 || measures.iter().any(|m| m.unit != measures[0].unit) {
+            return Some(first);
+        }
+        let amount: f64 = measures.iter().map(|m| m.amount).sum();
+        PositiveAmount::new(amount).ok().map(|amount| Quantity {
+            amount,
+            unit: measures[0].unit,
+        })
+    };
+    let mut legs: Vec<Leg> = events
+        .iter()
+        .filter_map(|event| match &event.payload {
+            EventPayload::ShipmentDispatched(p) => {
+                let carried = p
+                    .lines
+                    .iter()
+                    .filter(|l| &l.resource == resource)
+                    .map(|l| l.quantity)
+                    .collect();
+                Some(Leg {
+                    shipment: p.shipment_id.clone(),
+                    dispatched_in: event.event_id,
+                    shipper: event.recorded_by.clone(),
+                    consignee: p.consignee.clone(),
+                    from: p.from.clone(),
+                    to: p.to.clone(),
+                    transport_mode: p.transport_mode,
+                    quantity: total(carried)?,
+                    dispatched_at: event.occurred_at,
+                    received: None,
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    legs.sort_by(|a, b| {
+        (a.dispatched_at, a.dispatched_in).cmp(&(b.dispatched_at, b.dispatched_in))
+    });
+    for event in events {
+        if let EventPayload::ShipmentReceived(p) = &event.payload
+            && let Some(leg) = legs.iter_mut().find(|l| l.shipment == p.shipment_id)
+            && leg
+                .received
+                .as_ref()
+                .is_none_or(|r| r.event > event.event_id)
+        {
+            let got = p
+                .lines
+                .iter()
+                .filter(|l| &l.resource == resource)
+                .map(|l| l.quantity)
+                .collect();
+            if let Some(quantity) = total(got) {
+                leg.received = Some(Receipt {
+                    event: event.event_id,
+                    at: event.occurred_at,
+                    location: p.location.clone(),
+                    quantity,
+                });
+            }
+        }
+    }
+    legs
+}

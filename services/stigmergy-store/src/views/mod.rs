@@ -1,0 +1,108 @@
+//! The views: what the projectors derive from the log for buyers and auditors, behind one port
+//! ([`ViewStore`]) with two adapters, embedded SQLite ([`SqliteViewStore`], the default, in the
+//! data directory) and PostgreSQL ([`PostgresViewStore`]).
+//!
+//! Both keep the same tables: the events applied and their index rows (touches, flows,
+//! movements), the retracted ids, each resource's derived record, the footprint versions and each
+//! projector's position. `apply` writes a page of events, its index rows, the records the page
+//! changed (refreshed by the domain's `views::derive`) and the new position in ONE transaction,
+//! so a crash replays the page and the upserts make the replay harmless. Every query leaves out
+//! what retracted events contributed.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use stigmergy_domain::views::{Direction, Footprint, Lineage, Record, Role};
+use stigmergy_domain::{Event, EventId, Iri, LogPosition};
+
+pub use sqlite::SqliteViewStore;
+
+use crate::Result;
+
+/// One row of a resource's timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelineEntry {
+    pub position: LogPosition,
+    pub event: Event,
+    pub role: Role,
+}
+
+/// Whether a footprint version is the current one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FootprintStatus {
+    Active,
+    Deprecated,
+}
+
+impl FootprintStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Active => "Active",
+            Self::Deprecated => "Deprecated",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "Active" => Some(Self::Active),
+            "Deprecated" => Some(Self::Deprecated),
+            _ => None,
+        }
+    }
+}
+
+/// One issued version of a resource's footprint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FootprintVersion {
+    /// A stable id for the version: UUIDv5 of the resource and the version number.
+    pub id: uuid::Uuid,
+    pub resource: Iri,
+    /// 1 for the first version issued.
+    pub version: u32,
+    pub status: FootprintStatus,
+    /// The version it replaces.
+    pub preceding: Option<uuid::Uuid>,
+    /// The log position of the last event of the page that issued it.
+    pub issued_at: LogPosition,
+    pub footprint: Footprint,
+}
+
+/// The id of version `version` of `resource`'s footprint.
+pub fn footprint_id(resource: &Iri, version: u32) -> uuid::Uuid {
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5d1c_8a4e_2f7b_4c39_9e61_0b3a_7d2f_c845);
+    uuid::Uuid::new_v5(&NAMESPACE, format!("{resource}#{version}").as_bytes())
+}
+
+/// The read store of the views. Both adapters pass the same test suite.
+#[async_trait]
+pub trait ViewStore: Send + Sync + std::fmt::Debug {
+    /// The last log position `projector` applied (0 before the first).
+    async fn position(&self, projector: &str) -> Result<LogPosition>;
+
+    /// Applies a page of events — index rows, refreshed records, footprint versions — and moves
+    /// `projector` past the last, in one transaction.
+    async fn apply(&self, projector: &str, page: Vec<(LogPosition, Event)>) -> Result<()>;
+
+    /// Every event touching `resource` that is not retracted, in `occurredAt` then log order.
+    async fn timeline(&self, resource: &Iri) -> Result<Vec<TimelineEntry>>;
+
+    /// The lineage of `resource`, upstream or downstream, up to `max_depth` levels, through the
+    /// flows of events that are not retracted.
+    async fn lineage(
+        &self,
+        resource: &Iri,
+        direction: Direction,
+        max_depth: u32,
+    ) -> Result<Lineage>;
+
+    /// The derived record of `resource`: what it is, its current footprint, its attribution and
+    /// its anomalies.
+    async fn record(&self, resource: &Iri) -> Result<Option<Record>>;
+
+    /// Every footprint version issued for `resource`, oldest first.
+    async fn footprint_versions(&self, resource: &Iri) -> Result<Vec<FootprintVersion>>;
+
+    /// Whether an event was retracted.
+    async fn is_retracted(&self, event_id: EventId) -> Result<bool>;
+}

@@ -1,0 +1,545 @@
+//! The embedded adapter of the views store: `views.sqlite` in the data directory.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods};
+use stigmergy_domain::views::{
+    Direction, EventIndex, Flow, FlowKind, Lineage, Movement, Record, Role, walk,
+};
+use stigmergy_domain::{Event, EventId, Iri, LogPosition, Measure, Quantity, Unit};
+
+use super::{FootprintStatus, FootprintVersion, TimelineEntry, ViewStore, footprint_id};
+use crate::sqlite::SharedConnection;
+use crate::{Error, Result};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS projector_positions (
+    projector TEXT PRIMARY KEY,
+    position  INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS view_events (
+    event_id    BLOB PRIMARY KEY,
+    position    INTEGER NOT NULL,
+    event_type  TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    recorded_by TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    envelope    TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS touches (
+    resource TEXT NOT NULL,
+    event_id BLOB NOT NULL,
+    role     TEXT NOT NULL,
+    PRIMARY KEY (resource, event_id, role)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS flows (
+    event_id BLOB NOT NULL,
+    ordinal  INTEGER NOT NULL,
+    from_id  TEXT NOT NULL,
+    to_id    TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    amount   REAL,
+    unit     TEXT,
+    PRIMARY KEY (event_id, ordinal)
+) STRICT;
+CREATE INDEX IF NOT EXISTS flows_by_to ON flows (to_id);
+CREATE INDEX IF NOT EXISTS flows_by_from ON flows (from_id);
+CREATE TABLE IF NOT EXISTS movements (
+    event_id     BLOB NOT NULL,
+    ordinal      INTEGER NOT NULL,
+    resource     TEXT NOT NULL,
+    organization TEXT NOT NULL,
+    inflow       INTEGER NOT NULL,
+    amount       REAL NOT NULL,
+    unit         TEXT NOT NULL,
+    PRIMARY KEY (event_id, ordinal)
+) STRICT;
+CREATE INDEX IF NOT EXISTS movements_by_resource ON movements (resource);
+CREATE INDEX IF NOT EXISTS touches_by_event ON touches (event_id);
+CREATE TABLE IF NOT EXISTS records (
+    resource TEXT PRIMARY KEY,
+    record   TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS footprints (
+    id        BLOB PRIMARY KEY,
+    resource  TEXT NOT NULL,
+    version   INTEGER NOT NULL,
+    status    TEXT NOT NULL,
+    preceding BLOB,
+    issued_at INTEGER NOT NULL,
+    footprint TEXT NOT NULL,
+    UNIQUE (resource, version)
+) STRICT;
+CREATE TABLE IF NOT EXISTS retracted (
+    event_id BLOB PRIMARY KEY,
+    by_event BLOB NOT NULL
+) STRICT;
+";
+
+/// The views store in `views.sqlite`.
+#[derive(Clone)]
+pub struct SqliteViewStore {
+    connection: SharedConnection,
+    methods: std::sync::Arc<Methods>,
+}
+
+impl std::fmt::Debug for SqliteViewStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteViewStore").finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn role_from(name: &str) -> Option<Role> {
+    Role::ALL.iter().copied().find(|role| role.name() == name)
+}
+
+pub(crate) fn kind_from(name: &str) -> Option<FlowKind> {
+    FlowKind::ALL
+        .iter()
+        .copied()
+        .find(|kind| kind.name() == name)
+}
+
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> Error {
+    Error::Unavailable(format!("the views store holds an unreadable row: {what}"))
+}
+
+impl SqliteViewStore {
+    /// Opens (creating when missing) `views.sqlite` in `dir`, deriving records with `methods`.
+    pub fn open(dir: &Path, methods: Methods) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        let connection = Connection::open(dir.join("views.sqlite"))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        // The views can be rebuilt from the log, so a commit need not wait for the disk: after a
+        // power loss the store is consistent at an earlier position and replays from there.
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "cache_size", -65536)?;
+        connection.execute_batch(SCHEMA)?;
+        Ok(Self {
+            connection: SharedConnection::new(connection),
+            methods: std::sync::Arc::new(methods),
+        })
+    }
+}
+
+#[async_trait]
+impl ViewStore for SqliteViewStore {
+    async fn position(&self, projector: &str) -> Result<LogPosition> {
+        let projector = projector.to_owned();
+        self.connection
+            .run(move |connection| {
+                let position: Option<u64> = connection
+                    .query_row(
+                        "SELECT position FROM projector_positions WHERE projector = ?1",
+                        params![projector],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                Ok(LogPosition(position.unwrap_or(0)))
+            })
+            .await
+    }
+
+    async fn apply(&self, projector: &str, page: Vec<(LogPosition, Event)>) -> Result<()> {
+        let projector = projector.to_owned();
+        let methods = self.methods.clone();
+        self.connection
+            .run(move |connection| {
+                let Some(last) = page.last().map(|(position, _)| *position) else {
+                    return Ok(());
+                };
+                let transaction = connection.transaction()?;
+                for (position, event) in &page {
+                    store_event(&transaction, *position, event)?;
+                }
+                let mut facts = SqliteFacts {
+                    transaction: &transaction,
+                    issued_at: last,
+                };
+                let touched = derive::touched(&mut facts, &page)?;
+                derive::refresh(&mut facts, touched, &methods)?;
+                transaction.execute(
+                    "INSERT INTO projector_positions (projector, position) VALUES (?1, ?2)
+                 ON CONFLICT (projector) DO UPDATE SET position = max(position, excluded.position)",
+                    params![projector, last.0],
+                )?;
+                transaction.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn timeline(&self, resource: &Iri) -> Result<Vec<TimelineEntry>> {
+        let resource = resource.to_string();
+        self.connection
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT e.position, e.envelope, t.role FROM touches t
+                 JOIN view_events e ON e.event_id = t.event_id
+                 WHERE t.resource = ?1 AND t.event_id NOT IN (SELECT event_id FROM retracted)
+                 ORDER BY e.occurred_at, e.position, t.role",
+                )?;
+                let rows = statement.query_map(params![resource], |row| {
+                    Ok((
+                        row.get::<_, u64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })?;
+                let mut entries = Vec::new();
+                for row in rows {
+                    let (position, envelope, role) = row?;
+                    let event: Event = serde_json::from_str(&envelope).map_err(corrupt)?;
+                    let role = role_from(&role).ok_or_else(|| corrupt(&role))?;
+                    entries.push(TimelineEntry {
+                        position: LogPosition(position),
+                        event,
+                        role,
+                    });
+                }
+                Ok(entries)
+            })
+            .await
+    }
+
+    async fn lineage(
+        &self,
+        resource: &Iri,
+        direction: Direction,
+        max_depth: u32,
+    ) -> Result<Lineage> {
+        let resource = resource.clone();
+        self.connection
+            .run(move |connection| {
+                walk(&resource, direction, max_depth, |direction, frontier| {
+                    neighbours(connection, direction, frontier)
+                })
+            })
+            .await
+    }
+
+    async fn record(&self, resource: &Iri) -> Result<Option<Record>> {
+        let resource = resource.clone();
+        self.connection
+            .run(move |connection| read_record(connection, &resource))
+            .await
+    }
+
+    async fn footprint_versions(&self, resource: &Iri) -> Result<Vec<FootprintVersion>> {
+        let resource = resource.clone();
+        self.connection
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT id, version, status, preceding, issued_at, footprint FROM footprints
+                     WHERE resource = ?1 ORDER BY version",
+                )?;
+                let rows = statement.query_map(params![resource.as_str()], |row| {
+                    Ok((
+                        row.get::<_, Vec<u8>>(0)?,
+                        row.get::<_, u32>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, Option<Vec<u8>>>(3)?,
+                        row.get::<_, u64>(4)?,
+                        row.get::<_, String>(5)?,
+                    ))
+                })?;
+                let mut versions = Vec::new();
+                for row in rows {
+                    let (id, version, status, preceding, issued_at, footprint) = row?;
+                    let uuid = |bytes: Vec<u8>| uuid::Uuid::from_slice(&bytes).map_err(corrupt);
+                    versions.push(FootprintVersion {
+                        id: uuid(id)?,
+                        resource: resource.clone(),
+                        version,
+                        status: FootprintStatus::from_name(&status)
+                            .ok_or_else(|| corrupt(&status))?,
+                        preceding: preceding.map(uuid).transpose()?,
+                        issued_at: LogPosition(issued_at),
+                        footprint: serde_json::from_str(&footprint).map_err(corrupt)?,
+                    });
+                }
+                Ok(versions)
+            })
+            .await
+    }
+
+    async fn is_retracted(&self, event_id: EventId) -> Result<bool> {
+        self.connection
+            .run(move |connection| {
+                Ok(connection
+                    .query_row(
+                        "SELECT 1 FROM retracted WHERE event_id = ?1",
+                        params![&event_id.as_bytes()[..]],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some())
+            })
+            .await
+    }
+}
+
+fn read_record(connection: &Connection, resource: &Iri) -> Result<Option<Record>> {
+    let json: Option<String> = connection
+        .prepare_cached("SELECT record FROM records WHERE resource = ?1")?
+        .query_row(params![resource.as_str()], |row| row.get(0))
+        .optional()?;
+    json.map(|json| serde_json::from_str(&json).map_err(corrupt))
+        .transpose()
+}
+
+/// The store as the derivation reads and writes it, inside the transaction applying a page.
+struct SqliteFacts<'t> {
+    transaction: &'t Transaction<'t>,
+    /// The position of the page's last event, stamped on the footprint versions it issues.
+    issued_at: LogPosition,
+}
+
+impl Facts for SqliteFacts<'_> {
+    type Error = Error;
+
+    fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Event>> {
+        let names: Vec<String> = roles.iter().map(|r| format!("'{}'", r.name())).collect();
+        let sql = format!(
+            "SELECT DISTINCT e.event_id, e.envelope FROM touches t JOIN view_events e ON e.event_id = t.event_id
+             WHERE t.resource = ?1 AND t.role IN ({})
+             AND t.event_id NOT IN (SELECT event_id FROM retracted) ORDER BY e.event_id",
+            names.join(", ")
+        );
+        let mut statement = self.transaction.prepare_cached(&sql)?;
+        let rows =
+            statement.query_map(params![resource.as_str()], |row| row.get::<_, String>(1))?;
+        let mut events = Vec::new();
+        for row in rows {
+            events.push(serde_json::from_str(&row?).map_err(corrupt)?);
+        }
+        Ok(events)
+    }
+
+    fn flows_from(&mut self, resource: &Iri) -> Result<Vec<Flow>> {
+        neighbours(
+            self.transaction,
+            Direction::Downstream,
+            std::slice::from_ref(resource),
+        )
+    }
+
+    fn movements(&mut self, resource: &Iri) -> Result<Vec<(EventId, Movement)>> {
+        let mut statement = self.transaction.prepare_cached(
+            "SELECT event_id, organization, inflow, amount, unit FROM movements WHERE resource = ?1
+             AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY event_id, ordinal",
+        )?;
+        let rows = statement.query_map(params![resource.as_str()], |row| {
+            Ok((
+                row.get::<_, Vec<u8>>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, bool>(2)?,
+                row.get::<_, f64>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut movements = Vec::new();
+        for row in rows {
+            let (event, organization, inflow, amount, unit) = row?;
+            movements.push((
+                event_id_from(&event)?,
+                Movement {
+                    resource: resource.clone(),
+                    organization: Iri::parse(organization).map_err(corrupt)?,
+                    inflow,
+                    measure: Measure {
+                        amount,
+                        unit: Unit::from_code(&unit).ok_or_else(|| corrupt(&unit))?,
+                    },
+                },
+            ));
+        }
+        Ok(movements)
+    }
+
+    fn touched_by(&mut self, event: EventId) -> Result<Vec<Iri>> {
+        let mut statement = self.transaction.prepare_cached(
+            "SELECT DISTINCT resource FROM touches WHERE event_id = ?1 ORDER BY resource",
+        )?;
+        let rows = statement.query_map(params![&event.as_bytes()[..]], |row| {
+            row.get::<_, String>(0)
+        })?;
+        let mut resources = Vec::new();
+        for row in rows {
+            resources.push(Iri::parse(row?).map_err(corrupt)?);
+        }
+        Ok(resources)
+    }
+
+    fn record(&mut self, resource: &Iri) -> Result<Option<Record>> {
+        read_record(self.transaction, resource)
+    }
+
+    fn save(&mut self, resource: &Iri, record: &Record, change: FootprintChange) -> Result<()> {
+        let json = serde_json::to_string(record).map_err(corrupt)?;
+        self.transaction
+            .prepare_cached(
+                "INSERT INTO records (resource, record) VALUES (?1, ?2)
+                 ON CONFLICT (resource) DO UPDATE SET record = excluded.record",
+            )?
+            .execute(params![resource.as_str(), json])?;
+        if change == FootprintChange::Unchanged {
+            return Ok(());
+        }
+        let current: Option<(Vec<u8>, u32)> = self
+            .transaction
+            .prepare_cached(
+                "SELECT id, version FROM footprints WHERE resource = ?1 ORDER BY version DESC LIMIT 1",
+            )?
+            .query_row(params![resource.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        if let Some((id, _)) = &current {
+            self.transaction
+                .prepare_cached("UPDATE footprints SET status = 'Deprecated' WHERE id = ?1")?
+                .execute(params![id])?;
+        }
+        if let (FootprintChange::Issued, Some(footprint)) = (change, &record.footprint) {
+            let version = current.as_ref().map_or(1, |(_, version)| version + 1);
+            self.transaction
+                .prepare_cached(
+                    "INSERT INTO footprints (id, resource, version, status, preceding, issued_at, footprint)
+                     VALUES (?1, ?2, ?3, 'Active', ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    &footprint_id(resource, version).as_bytes()[..],
+                    resource.as_str(),
+                    version,
+                    current.map(|(id, _)| id),
+                    self.issued_at.0,
+                    serde_json::to_string(footprint).map_err(corrupt)?,
+                ])?;
+        }
+        Ok(())
+    }
+}
+
+fn event_id_from(bytes: &[u8]) -> Result<EventId> {
+    uuid::Uuid::from_slice(bytes)
+        .map(EventId::from_uuid)
+        .map_err(corrupt)
+}
+
+fn store_event(
+    transaction: &rusqlite::Transaction<'_>,
+    position: LogPosition,
+    event: &Event,
+) -> Result<()> {
+    let id = &event.event_id.as_bytes()[..];
+    let envelope = serde_json::to_string(event).map_err(corrupt)?;
+    transaction
+        .prepare_cached(
+            "INSERT INTO view_events (event_id, position, event_type, subject, recorded_by, occurred_at, envelope)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (event_id) DO NOTHING",
+        )?
+        .execute(params![
+            id,
+            position.0,
+            event.event_type().name(),
+            event.subject.as_str(),
+            event.recorded_by.as_str(),
+            event.occurred_at.to_string(),
+            envelope
+        ])?;
+    let index = EventIndex::of(event, position);
+    let mut touch = transaction.prepare_cached(
+        "INSERT INTO touches (resource, event_id, role) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+    )?;
+    for row in &index.touches {
+        touch.execute(params![row.resource.as_str(), id, row.role.name()])?;
+    }
+    let mut flow = transaction.prepare_cached(
+        "INSERT INTO flows (event_id, ordinal, from_id, to_id, kind, amount, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT DO NOTHING",
+    )?;
+    for (ordinal, row) in index.flows.iter().enumerate() {
+        flow.execute(params![
+            id,
+            ordinal as i64,
+            row.from.as_str(),
+            row.to.as_str(),
+            row.kind.name(),
+            row.quantity.map(|q| q.amount.get()),
+            row.quantity.map(|q| q.unit.code()),
+        ])?;
+    }
+    let mut movement = transaction.prepare_cached(
+        "INSERT INTO movements (event_id, ordinal, resource, organization, inflow, amount, unit)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+    )?;
+    for (ordinal, row) in index.movements.iter().enumerate() {
+        movement.execute(params![
+            id,
+            ordinal as i64,
+            row.resource.as_str(),
+            row.organization.as_str(),
+            row.inflow,
+            row.measure.amount,
+            row.measure.unit.code(),
+        ])?;
+    }
+    if let Some(retracted) = EventIndex::retracts(event) {
+        transaction
+            .prepare_cached(
+                "INSERT INTO retracted (event_id, by_event) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![&retracted.as_bytes()[..], id])?;
+    }
+    Ok(())
+}
+
+fn neighbours(
+    connection: &Connection,
+    direction: Direction,
+    frontier: &[Iri],
+) -> Result<Vec<Flow>> {
+    let sql = match direction {
+        Direction::Upstream => {
+            "SELECT from_id, to_id, kind, amount, unit FROM flows WHERE to_id = ?1
+             AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY event_id, ordinal"
+        }
+        Direction::Downstream => {
+            "SELECT from_id, to_id, kind, amount, unit FROM flows WHERE from_id = ?1
+             AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY event_id, ordinal"
+        }
+    };
+    let mut statement = connection.prepare_cached(sql)?;
+    let mut flows = Vec::new();
+    for node in frontier {
+        let rows = statement.query_map(params![node.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, Option<f64>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (from, to, kind, amount, unit) = row?;
+            let quantity = match (amount, unit) {
+                (Some(amount), Some(unit)) => Some(
+                    serde_json::from_value::<Quantity>(
+                        serde_json::json!({ "amount": amount, "unit": unit }),
+                    )
+                    .map_err(corrupt)?,
+                ),
+                _ => None,
+            };
+            flows.push(Flow {
+                from: Iri::parse(from).map_err(corrupt)?,
+                to: Iri::parse(to).map_err(corrupt)?,
+                kind: kind_from(&kind).ok_or_else(|| corrupt(&kind))?,
+                quantity,
+            });
+        }
+    }
+    Ok(flows)
+}
