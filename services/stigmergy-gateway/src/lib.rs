@@ -10,8 +10,8 @@ use async_graphql::{
     Context, EmptyMutation, EmptySubscription, Object, Result, Schema, SimpleObject,
 };
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
-use stigmergy_domain::Iri;
 use std::sync::Arc;
+use stigmergy_domain::Iri;
 
 use stigmergy_domain::views::{Direction, Lineage, Record, Role, journey};
 use stigmergy_store::ViewStore;
@@ -225,17 +225,20 @@ impl Resource {
 
     /// Who holds which share of it, by the value equation.
     async fn contributions(&self) -> Option<Contributions> {
-        self.record.attribution.as_ref().map(|attribution| Contributions {
-            method: stigmergy_domain::views::contribution::METHOD,
-            shares: attribution
-                .ranked()
-                .into_iter()
-                .map(|(agent, share)| Share {
-                    agent: agent.to_string(),
-                    share,
-                })
-                .collect(),
-        })
+        self.record
+            .attribution
+            .as_ref()
+            .map(|attribution| Contributions {
+                method: stigmergy_domain::views::contribution::METHOD,
+                shares: attribution
+                    .ranked()
+                    .into_iter()
+                    .map(|(agent, share)| Share {
+                        agent: agent.to_string(),
+                        share,
+                    })
+                    .collect(),
+            })
     }
 
     /// Inconsistencies found about it, each with the events involved.
@@ -391,7 +394,11 @@ impl FootprintView {
             primary_data_share: footprint.primary_data_share,
             method: footprint.method,
             method_version: footprint.method_version,
-            missing_inputs: footprint.missing_inputs.iter().map(Iri::to_string).collect(),
+            missing_inputs: footprint
+                .missing_inputs
+                .iter()
+                .map(Iri::to_string)
+                .collect(),
         }
     }
 }

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use stigmergy_domain::views::Direction;
+use stigmergy_domain::views::Methods;
 use stigmergy_domain::{Event, Iri, LogPosition};
 use stigmergy_log::{EmbeddedLog, EmbeddedLogConfig, EventLog};
 use stigmergy_projector::Projector;
-use stigmergy_domain::views::Methods;
 use stigmergy_store::{SqliteViewStore, ViewStore};
 
 const ORG: &str = "urn:uuid:0191e1a4-7f43-7c4a-9d4e-1f2a3b4c5d6e";

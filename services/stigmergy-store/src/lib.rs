@@ -11,13 +11,16 @@ mod views;
 
 pub use organizations::{ApiKey, Organization, OrganizationDirectory};
 pub use views::{
-    FootprintStatus, FootprintVersion, SqliteViewStore, TimelineEntry, ViewStore, footprint_id,
+    FootprintStatus, FootprintVersion, PostgresViewStore, SqliteViewStore, TimelineEntry,
+    ViewStore, footprint_id,
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("the store's storage failed")]
     Storage(#[from] rusqlite::Error),
+    #[error("the PostgreSQL store failed")]
+    Postgres(#[from] postgres::Error),
     #[error("an organisation named {0:?} already exists")]
     NameTaken(String),
     #[error("no organisation {0}")]

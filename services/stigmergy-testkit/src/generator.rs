@@ -28,7 +28,7 @@ const START: &str = "2026-01-01T00:00:00Z";
 const HUB_SHIPMENT_SHARE: f64 = 0.2;
 
 /// How often a batch made by an organisation holding a hub lot uses it.
-const HUB_INPUT_SHARE: f64 = 0.6;
+const HUB_INPUT_SHARE: f64 = 0.12;
 
 /// Shipments are received roughly in the order they left: a receipt picks among this many of the
 /// oldest shipments under way.
@@ -240,10 +240,11 @@ impl Generator {
             holdings: Holdings::new(organisations.len()),
             organisations,
             designs: Vec::new(),
-            resources: Vec::new(),
-            shipments: Vec::new(),
+            // Roughly what a stream of the default mix creates, so that they rarely grow.
+            resources: Vec::with_capacity(mix.events / 2),
+            shipments: Vec::with_capacity(mix.events / 4),
             under_way: VecDeque::new(),
-            candidates: Vec::new(),
+            candidates: Vec::with_capacity(mix.events / 2),
             hubs: Vec::new(),
             hub_iris: Vec::new(),
             hubs_sourced: 0,
@@ -343,7 +344,7 @@ impl Generator {
         let description = self
             .rng
             .random_bool(0.4)
-            .then(|| text(*pick(&mut self.rng, catalogue::DESIGN_DESCRIPTIONS)));
+            .then(|| text(pick::<&str>(&mut self.rng, catalogue::DESIGN_DESCRIPTIONS)));
         let payload = DesignPublished {
             design_id: iri.clone(),
             name: parse(Name::parse(catalogue::DESIGNS[name].0)),
@@ -364,9 +365,7 @@ impl Generator {
         let (parent_iri, name) = (parent.iri.clone(), parent.name);
         let parent_licence = parent.licence;
         // A share-alike parent keeps its licence; a permissive one may be relicensed.
-        let licence = if self.licences[parent_licence]
-            .share_alike_family()
-            .is_some()
+        let licence = if self.licences[parent_licence].share_alike_family().is_some()
             || self.rng.random_bool(0.7)
         {
             parent_licence
@@ -374,9 +373,8 @@ impl Generator {
             self.rng.random_range(0..self.licences.len())
         };
         let (iri, slug) = self.new_design_iri(organisation, name);
-        let organisation_name = catalogue::ORGANISATIONS
-            [organisation as usize % catalogue::ORGANISATIONS.len()]
-        .name;
+        let organisation_name =
+            catalogue::ORGANISATIONS[organisation as usize % catalogue::ORGANISATIONS.len()].name;
         let site = &self.organisations[organisation as usize].site;
         let source_uri = self
             .rng
@@ -424,20 +422,26 @@ impl Generator {
             self.contributors[self.rng.random_range(0..self.contributors.len())].clone()
         };
         let kind = if on_design {
-            *pick(&mut self.rng, &[
-                ContributionKind::Design,
-                ContributionKind::Design,
-                ContributionKind::Engineering,
-                ContributionKind::Documentation,
-                ContributionKind::Review,
-                ContributionKind::Other,
-            ])
+            *pick(
+                &mut self.rng,
+                &[
+                    ContributionKind::Design,
+                    ContributionKind::Design,
+                    ContributionKind::Engineering,
+                    ContributionKind::Documentation,
+                    ContributionKind::Review,
+                    ContributionKind::Other,
+                ],
+            )
         } else {
-            *pick(&mut self.rng, &[
-                ContributionKind::Fabrication,
-                ContributionKind::Testing,
-                ContributionKind::Maintenance,
-            ])
+            *pick(
+                &mut self.rng,
+                &[
+                    ContributionKind::Fabrication,
+                    ContributionKind::Testing,
+                    ContributionKind::Maintenance,
+                ],
+            )
         };
         let effort = if self.rng.random_bool(0.8) {
             Effort {
@@ -455,10 +459,12 @@ impl Generator {
             .rng
             .random_bool(0.3)
             .then(|| iri(format!("{site}/commits/{:08x}", self.rng.random::<u32>())));
-        let description = self
-            .rng
-            .random_bool(0.2)
-            .then(|| text(*pick(&mut self.rng, catalogue::CONTRIBUTION_DESCRIPTIONS)));
+        let description = self.rng.random_bool(0.2).then(|| {
+            text(pick::<&str>(
+                &mut self.rng,
+                catalogue::CONTRIBUTION_DESCRIPTIONS,
+            ))
+        });
         let payload = ContributionRecorded {
             target: target.clone(),
             contributor,
@@ -487,9 +493,9 @@ impl Generator {
             round(self.rng.random_range(low..high), 1)
         };
         let n = self.resources.len();
-        let iri = match self.rng.random_range(0..10) {
-            0..=6 => self.uuid_iri(),
-            7 | 8 => iri(format!(
+        let iri = match self.rng.random_range(0..20) {
+            0..=16 => self.uuid_iri(),
+            17 | 18 => iri(format!(
                 "urn:epc:class:lgtin:4012345.{:06}.L{n}",
                 material_index + 1
             )),
@@ -519,9 +525,8 @@ impl Generator {
         } else {
             0.0
         };
-        let per_unit = material.kg_co2e_per_unit
-            * self.rng.random_range(0.8..1.2)
-            * quantity.unit.base().1;
+        let per_unit =
+            material.kg_co2e_per_unit * self.rng.random_range(0.8..1.2) * quantity.unit.base().1;
         let payload = MaterialSourced {
             lot_id: iri.clone(),
             material: parse(Name::parse(material.name)),
@@ -625,24 +630,27 @@ impl Generator {
             });
         }
         let count = f64::from(self.rng.random_range(1..=40u32));
-        let unit = *pick(&mut self.rng, &[
-            Unit::Piece,
-            Unit::Piece,
-            Unit::Piece,
-            Unit::Piece,
-            Unit::Piece,
-            Unit::Piece,
-            Unit::Piece,
-            Unit::Piece,
-            Unit::Set,
-            Unit::One,
-        ]);
+        let unit = *pick(
+            &mut self.rng,
+            &[
+                Unit::Piece,
+                Unit::Piece,
+                Unit::Piece,
+                Unit::Piece,
+                Unit::Piece,
+                Unit::Piece,
+                Unit::Piece,
+                Unit::Piece,
+                Unit::Set,
+                Unit::One,
+            ],
+        );
         let kg_per_unit = if input_kg > 0.0 {
             (input_kg * self.rng.random_range(0.75..0.98) / count).max(0.001)
         } else {
             self.rng.random_range(0.2..10.0)
         };
-        let iri = if self.rng.random_bool(0.3) {
+        let iri = if self.rng.random_bool(0.15) {
             let site = &self.organisations[organisation as usize].site;
             iri(format!("{site}/batches/{}", self.resources.len()))
         } else {
@@ -669,9 +677,9 @@ impl Generator {
             labour: list(labour),
         };
         let typical_use = (count / self.rng.random_range(2.0..5.0)).max(1.0);
-        let recovered = chosen
-            .first()
-            .map_or("Mixed scrap", |&first| self.resources[first as usize].recovered);
+        let recovered = chosen.first().map_or("Mixed scrap", |&first| {
+            self.resources[first as usize].recovered
+        });
         let batch = self.new_resource(Resource {
             iri: iri.clone(),
             origin: Origin::Fabricated,
@@ -725,12 +733,11 @@ impl Generator {
                 None => self.take(shipper, resource, 1.0),
             };
             let item = &self.resources[resource as usize];
-            let mass = (item.unit != Unit::Kilogram && self.rng.random_bool(0.85)).then(|| {
-                MassQuantity {
+            let mass =
+                (item.unit != Unit::Kilogram && self.rng.random_bool(0.85)).then(|| MassQuantity {
                     amount: positive(round(amount * item.kg_per_unit, 3).max(0.001)),
                     unit: MassUnit::Kilogram,
-                }
-            });
+                });
             lines.push(ShipmentLine {
                 resource: item.iri.clone(),
                 quantity,
@@ -738,26 +745,29 @@ impl Generator {
             });
             dispatched.push((resource, quantity));
         }
-        let iri = if self.rng.random_bool(0.2) {
+        let iri = if self.rng.random_bool(0.1) {
             let site = &self.organisations[shipper as usize].site;
             iri(format!("{site}/shipments/{}", self.shipments.len()))
         } else {
             self.uuid_iri()
         };
-        let transport_mode = *pick(&mut self.rng, &[
-            TransportMode::Road,
-            TransportMode::Road,
-            TransportMode::Road,
-            TransportMode::Road,
-            TransportMode::Road,
-            TransportMode::Road,
-            TransportMode::Rail,
-            TransportMode::Rail,
-            TransportMode::Sea,
-            TransportMode::InlandWaterway,
-            TransportMode::Air,
-            TransportMode::Bicycle,
-        ]);
+        let transport_mode = *pick(
+            &mut self.rng,
+            &[
+                TransportMode::Road,
+                TransportMode::Road,
+                TransportMode::Road,
+                TransportMode::Road,
+                TransportMode::Road,
+                TransportMode::Road,
+                TransportMode::Rail,
+                TransportMode::Rail,
+                TransportMode::Sea,
+                TransportMode::InlandWaterway,
+                TransportMode::Air,
+                TransportMode::Bicycle,
+            ],
+        );
         let distance_km = self.rng.random_bool(0.9).then(|| {
             let km = match transport_mode {
                 TransportMode::Bicycle => self.rng.random_range(1.0..30.0),
@@ -859,7 +869,7 @@ impl Generator {
         let description = self
             .rng
             .random_bool(0.5)
-            .then(|| text(*pick(&mut self.rng, catalogue::REPAIR_DESCRIPTIONS)));
+            .then(|| text(pick::<&str>(&mut self.rng, catalogue::REPAIR_DESCRIPTIONS)));
         let payload = BatchRepaired {
             resource: iri.clone(),
             parts: list(parts),
@@ -1087,8 +1097,7 @@ impl Generator {
             let rounded = round(want, 3).max(0.001);
             if rounded >= held { held } else { rounded }
         };
-        let quantity = if item.unit == Unit::Kilogram && amount < 1.0 && self.rng.random_bool(0.3)
-        {
+        let quantity = if item.unit == Unit::Kilogram && amount < 1.0 && self.rng.random_bool(0.3) {
             Quantity {
                 amount: positive(amount * 1000.0),
                 unit: Unit::Gram,
@@ -1263,7 +1272,9 @@ fn new_organisation(index: usize, rng: &mut StdRng) -> Organisation {
         iri(site.clone())
     };
     let facility = Place {
-        id: (index % 2 == 0).then(|| iri(format!("{site}/facilities/workshop"))),
+        id: index
+            .is_multiple_of(2)
+            .then(|| iri(format!("{site}/facilities/workshop"))),
         name: parse(Name::parse(format!("{name}, {}", base.city))),
         country: parse(CountryCode::parse(base.country)),
     };

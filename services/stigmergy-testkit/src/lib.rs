@@ -54,7 +54,8 @@ pub struct Mix {
     /// federation.
     pub organizations: usize,
     /// Large lots, sourced first, that their suppliers ship in portions to every organisation,
-    /// so that each feeds a large share of all batches (thousands in a million events).
+    /// so that between them they feed about one batch in eight (tens of thousands in a million
+    /// events).
     pub hub_lots: usize,
     /// The share of events that are retractions (0 to 1).
     pub retraction_rate: f64,

@@ -38,7 +38,7 @@ impl std::fmt::Debug for Application {
     }
 }
 
-fn open_log(url: &str) -> anyhow::Result<Arc<dyn EventLog>> {
+pub(crate) fn open_log(url: &str) -> anyhow::Result<Arc<dyn EventLog>> {
     match url.parse::<LogUrl>()? {
         LogUrl::Embedded(dir) => Ok(Arc::new(
             EmbeddedLog::open(&dir, EmbeddedLogConfig::default()).with_context(|| {
@@ -50,7 +50,7 @@ fn open_log(url: &str) -> anyhow::Result<Arc<dyn EventLog>> {
 
 /// The views store the configuration names: PostgreSQL for a `postgres://` URL, else the
 /// embedded SQLite store in the data directory.
-fn open_views(config: &Config) -> anyhow::Result<Arc<dyn ViewStore>> {
+pub(crate) fn open_views(config: &Config) -> anyhow::Result<Arc<dyn ViewStore>> {
     match config.views.as_deref() {
         None => Ok(Arc::new(
             SqliteViewStore::open(&config.data_dir, config.methods()).with_context(|| {
@@ -60,7 +60,17 @@ fn open_views(config: &Config) -> anyhow::Result<Arc<dyn ViewStore>> {
                 )
             })?,
         )),
-        Some(url) => anyhow::bail!("unsupported views store URL {url:?}: expected postgres://…"),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(
+                stigmergy_store::PostgresViewStore::connect(url, config.methods())
+                    .context("cannot open the PostgreSQL views store (the `views` URL)")?,
+            ))
+        }
+        // The URL may hold a password: name only its scheme.
+        Some(url) => anyhow::bail!(
+            "unsupported views store URL scheme {:?}: expected postgres://…",
+            url.split("://").next().unwrap_or_default()
+        ),
     }
 }
 
@@ -110,7 +120,7 @@ impl Application {
         );
         let views = open_views(&config)?;
         tokio::spawn(project_forever(Projector::new(
-            "views",
+            crate::project::PROJECTOR,
             log.clone(),
             views.clone(),
         )));

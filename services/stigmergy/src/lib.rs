@@ -9,6 +9,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod operator;
+pub mod project;
 pub mod telemetry;
 
 pub use app::Application;

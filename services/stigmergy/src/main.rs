@@ -39,6 +39,16 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Applies the event log to the views store up to the log's head, then exits: the views
+    /// projector as a process of its own (to rebuild the views, or to catch up a store).
+    Project {
+        /// Where the log (and the embedded views store) are kept.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Events applied per transaction.
+        #[arg(long, default_value_t = 1000)]
+        page_size: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,7 +74,33 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(serve(config, demo))
         }
+        Command::Project {
+            data_dir,
+            page_size,
+        } => {
+            if let Some(data_dir) = data_dir {
+                config.data_dir = data_dir;
+            }
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(project(config, page_size))
+        }
     }
+}
+
+async fn project(config: Config, page_size: usize) -> anyhow::Result<()> {
+    let _telemetry = telemetry::init(&config.telemetry, "stigmergy-projector")?;
+    let report = stigmergy::project::catch_up(&config, page_size).await?;
+    let events = report.to.0.saturating_sub(report.from.0);
+    println!(
+        "Projected positions {}..{} ({events} events) in {:.2} s ({:.0} events/s).",
+        report.from.0,
+        report.to.0,
+        report.elapsed.as_secs_f64(),
+        events as f64 / report.elapsed.as_secs_f64().max(1e-9)
+    );
+    Ok(())
 }
 
 async fn serve(config: Config, load_demo: bool) -> anyhow::Result<()> {

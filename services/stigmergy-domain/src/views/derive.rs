@@ -322,6 +322,18 @@ fn order<F: Facts>(facts: &mut F, seeds: Vec<Iri>) -> Result<Vec<Iri>, F::Error>
 
 const CREATION: &[Role] = &[Role::Created];
 
+/// The roles in which an event refers to a resource: all but `Retracted`, since a retraction
+/// names an event, not the resource (a lot whose creation is retracted is no unresolved
+/// reference of the retraction).
+const REFERRING: &[Role] = &[
+    Role::Consumed,
+    Role::Repaired,
+    Role::Dispatched,
+    Role::Received,
+    Role::ContributedTo,
+    Role::Cited,
+];
+
 fn event_ids(events: &[Event]) -> Vec<EventId> {
     let mut ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
     ids.sort();
@@ -393,7 +405,7 @@ fn shipment_or_unknown<F: Facts>(facts: &mut F, resource: &Iri) -> Result<Record
         });
         return Ok(record);
     }
-    let referring = facts.events(resource, Role::ALL)?;
+    let referring = facts.events(resource, REFERRING)?;
     if !referring.is_empty() {
         record.anomalies.push(Anomaly {
             kind: AnomalyKind::UnresolvedReference,

@@ -164,10 +164,10 @@ impl Default for Factors {
     /// by the grid factor or measured emissions an event reports). Sources and caveats are in
     /// `docs/methods.md`, "Default factors".
     fn default() -> Self {
-        // Grid: Ember, "Yearly Electricity Data" (the Europe release of 2024), emission intensity
-        // of electricity generation in 2023, gCO2e/kWh ÷ 1000, rounded to whole grams. Lifecycle
-        // figures (upstream methane, supply chain and plant manufacturing included), based on
-        // generation, not consumption (imports are not traced). Read from the Green Web
+        // Grid: Ember, "Yearly Electricity Data", emission intensity of electricity generation in
+        // 2023, gCO2e/kWh ÷ 1000, rounded to whole grams. Lifecycle figures (upstream methane,
+        // supply chain and plant manufacturing included), based on generation, not consumption
+        // (imports are not traced). Read from the Green Web
         // Foundation's transcription of Ember's data (co2.js, data/output/average-intensities.json,
         // rows marked 2023): DE 380.95, ES 174.05, FI 79.16, FR 56.04, IT 330.72, NL 267.62,
         // PL 661.93, SE 40.70. Cross-checked against Our World in Data's table of Ember's series

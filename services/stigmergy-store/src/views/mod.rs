@@ -9,6 +9,7 @@
 //! so a crash replays the page and the upserts make the replay harmless. Every query leaves out
 //! what retracted events contributed.
 
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use stigmergy_domain::views::{Direction, Footprint, Lineage, Record, Role};
 use stigmergy_domain::{Event, EventId, Iri, LogPosition};
 
+pub use postgres::PostgresViewStore;
 pub use sqlite::SqliteViewStore;
 
 use crate::Result;

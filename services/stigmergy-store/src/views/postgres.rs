@@ -1,0 +1,727 @@
+//! The PostgreSQL adapter of the views store, for a `postgres://` URL: the tables of the embedded
+//! store, created by numbered migrations when it connects, used through a small pool of
+//! synchronous connections on Tokio's blocking pool (the derivation's [`Facts`] is synchronous).
+//!
+//! It answers exactly what the SQLite adapter answers, in the same order: ids are UUIDs, which
+//! PostgreSQL orders by their 16 bytes as SQLite orders its blobs, and text is ordered by bytes
+//! (`COLLATE "C"`), whatever the database's collation.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
+use r2d2_postgres::PostgresConnectionManager;
+use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods};
+use stigmergy_domain::views::{Direction, EventIndex, Flow, Lineage, Movement, Record, Role, walk};
+use stigmergy_domain::{Event, EventId, Iri, LogPosition, Measure, Quantity, Unit};
+
+use super::sqlite::{corrupt, kind_from, role_from};
+use super::{FootprintStatus, FootprintVersion, TimelineEntry, ViewStore, footprint_id};
+use crate::{Error, Result};
+
+/// The schema, one step per entry, each applied once and in order, and recorded in
+/// `view_migrations`. A step that has shipped is never edited: a change is a new step.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "the views tables",
+    "
+CREATE TABLE projector_positions (
+    projector TEXT PRIMARY KEY,
+    position  BIGINT NOT NULL
+);
+CREATE TABLE view_events (
+    event_id    UUID PRIMARY KEY,
+    position    BIGINT NOT NULL,
+    event_type  TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    recorded_by TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    envelope    TEXT NOT NULL
+);
+CREATE TABLE touches (
+    resource TEXT NOT NULL,
+    event_id UUID NOT NULL,
+    role     TEXT NOT NULL,
+    PRIMARY KEY (resource, event_id, role)
+);
+CREATE TABLE flows (
+    event_id UUID NOT NULL,
+    ordinal  INTEGER NOT NULL,
+    from_id  TEXT NOT NULL,
+    to_id    TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    amount   DOUBLE PRECISION,
+    unit     TEXT,
+    PRIMARY KEY (event_id, ordinal)
+);
+CREATE INDEX flows_by_to ON flows (to_id);
+CREATE INDEX flows_by_from ON flows (from_id);
+CREATE TABLE movements (
+    event_id     UUID NOT NULL,
+    ordinal      INTEGER NOT NULL,
+    resource     TEXT NOT NULL,
+    organization TEXT NOT NULL,
+    inflow       BOOLEAN NOT NULL,
+    amount       DOUBLE PRECISION NOT NULL,
+    unit         TEXT NOT NULL,
+    PRIMARY KEY (event_id, ordinal)
+);
+CREATE INDEX movements_by_resource ON movements (resource);
+CREATE INDEX touches_by_event ON touches (event_id);
+CREATE TABLE records (
+    resource TEXT PRIMARY KEY,
+    record   TEXT NOT NULL
+);
+CREATE TABLE footprints (
+    id        UUID PRIMARY KEY,
+    resource  TEXT NOT NULL,
+    version   INTEGER NOT NULL,
+    status    TEXT NOT NULL,
+    preceding UUID,
+    issued_at BIGINT NOT NULL,
+    footprint TEXT NOT NULL,
+    UNIQUE (resource, version)
+);
+CREATE TABLE retracted (
+    event_id UUID PRIMARY KEY,
+    by_event UUID NOT NULL
+);
+",
+)];
+
+/// The advisory lock (one 64-bit key) held while migrating, so that two services starting
+/// together migrate one after the other.
+const MIGRATION_LOCK: i64 = 0x5374_6967_6d65_7267;
+/// The class of the advisory locks (two 32-bit keys: this and the hash of the projector's name)
+/// held by the transaction applying a page, so that one projector's pages never interleave.
+const PROJECTOR_LOCK: i32 = 0x5669_6577;
+
+/// Connections kept open: the projector's one, and a few for the gateway's reads.
+const POOL_SIZE: u32 = 4;
+/// How long a call waits for a connection (and a new connection for the server) before
+/// reporting the store unavailable, unless the URL says otherwise (`connect_timeout`).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Manager = PostgresConnectionManager<NoTls>;
+
+/// The connection pool. A synchronous connection closes by blocking on its own runtime, which
+/// Tokio forbids on an async thread, so the last handle closes the pool on a thread of its own.
+struct Pool(Option<r2d2::Pool<Manager>>);
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
+}
+
+/// The views store in a PostgreSQL database.
+#[derive(Clone)]
+pub struct PostgresViewStore {
+    pool: std::sync::Arc<Pool>,
+    methods: std::sync::Arc<Methods>,
+}
+
+impl std::fmt::Debug for PostgresViewStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresViewStore").finish_non_exhaustive()
+    }
+}
+
+fn unavailable(what: impl std::fmt::Display) -> Error {
+    Error::Unavailable(what.to_string())
+}
+
+impl PostgresViewStore {
+    /// Connects to the database of `url` (`postgres://user:password@host:port/database`),
+    /// bringing its tables up to date, and derives records with `methods`.
+    pub fn connect(url: &str, methods: Methods) -> Result<Self> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECTION_TIMEOUT);
+        }
+        // Connecting blocks on the client's own runtime, which Tokio forbids on an async thread.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| Self::connect_blocking(config, methods))
+                .join()
+        })
+        .map_err(|_| unavailable("connecting to PostgreSQL panicked"))?
+    }
+
+    fn connect_blocking(config: postgres::Config, methods: Methods) -> Result<Self> {
+        let mut client = config.connect(NoTls)?;
+        migrate(&mut client)?;
+        drop(client);
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            .connection_timeout(CONNECTION_TIMEOUT)
+            .build(Manager::new(config, NoTls))
+            .map_err(|e| unavailable(format!("no PostgreSQL connection: {e}")))?;
+        Ok(Self {
+            pool: std::sync::Arc::new(Pool(Some(pool))),
+            methods: std::sync::Arc::new(methods),
+        })
+    }
+
+    /// Runs `work` with a connection of the pool on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let pool = pool
+                .0
+                .as_ref()
+                .ok_or_else(|| unavailable("the PostgreSQL pool is closed"))?;
+            let mut connection = pool
+                .get()
+                .map_err(|e| unavailable(format!("no PostgreSQL connection: {e}")))?;
+            work(&mut connection)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// How many resources are upstream of `resource` up to `max_depth` levels, itself included,
+    /// through the flows of events that are not retracted — computed by ONE recursive query, the
+    /// baseline the level-by-level walk of [`ViewStore::lineage`] is measured against.
+    ///
+    /// The rows are (resource, depth) pairs united with `UNION`, so a cycle is followed only
+    /// until `max_depth` and the work is bounded by resources × depth, never by paths.
+    pub async fn upstream_by_recursive_cte(&self, resource: &Iri, max_depth: u32) -> Result<usize> {
+        let resource = resource.to_string();
+        let max_depth = i32::try_from(max_depth).unwrap_or(i32::MAX);
+        self.run(move |client| {
+            let row = client.query_one(
+                "WITH RECURSIVE upstream (node, depth) AS (
+                     SELECT $1::text, 0
+                     UNION
+                     SELECT f.from_id, u.depth + 1 FROM upstream u JOIN flows f ON f.to_id = u.node
+                     WHERE u.depth < $2
+                     AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+                 )
+                 SELECT count(DISTINCT node) FROM upstream",
+                &[&resource, &max_depth],
+            )?;
+            let count: i64 = row.try_get(0)?;
+            usize::try_from(count).map_err(corrupt)
+        })
+        .await
+    }
+}
+
+/// Applies the steps of [`MIGRATIONS`] the database has not seen, in one transaction.
+fn migrate(client: &mut Client) -> Result<()> {
+    let mut transaction = client.transaction()?;
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    transaction.batch_execute(
+        "CREATE TABLE IF NOT EXISTS view_migrations (
+             version     INTEGER PRIMARY KEY,
+             description TEXT NOT NULL,
+             applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )?;
+    let applied: i32 = transaction
+        .query_one("SELECT coalesce(max(version), 0) FROM view_migrations", &[])?
+        .try_get(0)?;
+    let known = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+    if applied > known {
+        return Err(unavailable(format!(
+            "the PostgreSQL views store is at schema version {applied}, newer than this \
+             Stigmergy's {known}"
+        )));
+    }
+    for (version, description, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > applied) {
+        transaction.batch_execute(sql)?;
+        transaction.execute(
+            "INSERT INTO view_migrations (version, description) VALUES ($1, $2)",
+            &[version, description],
+        )?;
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
+/// The statements prepared on one connection, each prepared once and run many times.
+#[derive(Default)]
+struct Statements(HashMap<&'static str, Statement>);
+
+impl Statements {
+    fn prepared(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &'static str,
+    ) -> Result<Statement> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(sql)?;
+        self.0.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    fn query(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let statement = self.prepared(client, sql)?;
+        Ok(client.query(&statement, params)?)
+    }
+
+    fn execute(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64> {
+        let statement = self.prepared(client, sql)?;
+        Ok(client.execute(&statement, params)?)
+    }
+}
+
+fn position_param(position: LogPosition) -> Result<i64> {
+    i64::try_from(position.0).map_err(|_| {
+        unavailable(format!(
+            "log position {position:?} exceeds PostgreSQL's BIGINT"
+        ))
+    })
+}
+
+fn position_from(row: &Row, column: usize) -> Result<LogPosition> {
+    let position: i64 = row.try_get(column)?;
+    u64::try_from(position).map(LogPosition).map_err(corrupt)
+}
+
+#[async_trait]
+impl ViewStore for PostgresViewStore {
+    async fn position(&self, projector: &str) -> Result<LogPosition> {
+        let projector = projector.to_owned();
+        self.run(move |client| {
+            match client.query_opt(
+                "SELECT position FROM projector_positions WHERE projector = $1",
+                &[&projector],
+            )? {
+                Some(row) => position_from(&row, 0),
+                None => Ok(LogPosition(0)),
+            }
+        })
+        .await
+    }
+
+    async fn apply(&self, projector: &str, page: Vec<(LogPosition, Event)>) -> Result<()> {
+        let Some(last) = page.last().map(|(position, _)| *position) else {
+            return Ok(());
+        };
+        let projector = projector.to_owned();
+        let methods = self.methods.clone();
+        self.run(move |client| {
+            let mut transaction = client.transaction()?;
+            transaction.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                &[&PROJECTOR_LOCK, &projector],
+            )?;
+            let mut statements = Statements::default();
+            for (position, event) in &page {
+                store_event(&mut transaction, &mut statements, *position, event)?;
+            }
+            let mut facts = PostgresFacts {
+                transaction: &mut transaction,
+                statements,
+                issued_at: last,
+            };
+            let touched = derive::touched(&mut facts, &page)?;
+            derive::refresh(&mut facts, touched, &methods)?;
+            transaction.execute(
+                "INSERT INTO projector_positions (projector, position) VALUES ($1, $2)
+                 ON CONFLICT (projector)
+                 DO UPDATE SET position = GREATEST(projector_positions.position, excluded.position)",
+                &[&projector, &position_param(last)?],
+            )?;
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn timeline(&self, resource: &Iri) -> Result<Vec<TimelineEntry>> {
+        let resource = resource.to_string();
+        self.run(move |client| {
+            let rows = client.query(
+                "SELECT e.position, e.envelope, t.role FROM touches t
+                 JOIN view_events e ON e.event_id = t.event_id
+                 WHERE t.resource = $1
+                 AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = t.event_id)
+                 ORDER BY e.occurred_at COLLATE \"C\", e.position, t.role COLLATE \"C\"",
+                &[&resource],
+            )?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for row in rows {
+                let envelope: &str = row.try_get(1)?;
+                let role: &str = row.try_get(2)?;
+                entries.push(TimelineEntry {
+                    position: position_from(&row, 0)?,
+                    event: serde_json::from_str(envelope).map_err(corrupt)?,
+                    role: role_from(role).ok_or_else(|| corrupt(role))?,
+                });
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
+    async fn lineage(
+        &self,
+        resource: &Iri,
+        direction: Direction,
+        max_depth: u32,
+    ) -> Result<Lineage> {
+        let resource = resource.clone();
+        self.run(move |client| {
+            let mut statements = Statements::default();
+            walk(&resource, direction, max_depth, |direction, frontier| {
+                neighbours(client, &mut statements, direction, frontier)
+            })
+        })
+        .await
+    }
+
+    async fn record(&self, resource: &Iri) -> Result<Option<Record>> {
+        let resource = resource.clone();
+        self.run(move |client| read_record(client, &mut Statements::default(), &resource))
+            .await
+    }
+
+    async fn footprint_versions(&self, resource: &Iri) -> Result<Vec<FootprintVersion>> {
+        let resource = resource.clone();
+        self.run(move |client| {
+            let rows = client.query(
+                "SELECT id, version, status, preceding, issued_at, footprint FROM footprints
+                 WHERE resource = $1 ORDER BY version",
+                &[&resource.as_str()],
+            )?;
+            let mut versions = Vec::with_capacity(rows.len());
+            for row in rows {
+                let version: i32 = row.try_get(1)?;
+                let status: &str = row.try_get(2)?;
+                let footprint: &str = row.try_get(5)?;
+                versions.push(FootprintVersion {
+                    id: row.try_get(0)?,
+                    resource: resource.clone(),
+                    version: u32::try_from(version).map_err(corrupt)?,
+                    status: FootprintStatus::from_name(status).ok_or_else(|| corrupt(status))?,
+                    preceding: row.try_get(3)?,
+                    issued_at: position_from(&row, 4)?,
+                    footprint: serde_json::from_str(footprint).map_err(corrupt)?,
+                });
+            }
+            Ok(versions)
+        })
+        .await
+    }
+
+    async fn is_retracted(&self, event_id: EventId) -> Result<bool> {
+        let id = event_id.uuid();
+        self.run(move |client| {
+            Ok(client
+                .query_opt("SELECT 1 FROM retracted WHERE event_id = $1", &[&id])?
+                .is_some())
+        })
+        .await
+    }
+}
+
+fn read_record(
+    client: &mut impl GenericClient,
+    statements: &mut Statements,
+    resource: &Iri,
+) -> Result<Option<Record>> {
+    let rows = statements.query(
+        client,
+        "SELECT record FROM records WHERE resource = $1",
+        &[&resource.as_str()],
+    )?;
+    match rows.first() {
+        Some(row) => {
+            let json: &str = row.try_get(0)?;
+            Ok(Some(serde_json::from_str(json).map_err(corrupt)?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The store as the derivation reads and writes it, inside the transaction applying a page.
+struct PostgresFacts<'a, 't> {
+    transaction: &'a mut Transaction<'t>,
+    statements: Statements,
+    /// The position of the page's last event, stamped on the footprint versions it issues.
+    issued_at: LogPosition,
+}
+
+impl Facts for PostgresFacts<'_, '_> {
+    type Error = Error;
+
+    fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Event>> {
+        let roles: Vec<&str> = roles.iter().map(|role| role.name()).collect();
+        let rows = self.statements.query(
+            self.transaction,
+            "SELECT e.envelope FROM view_events e
+             WHERE e.event_id IN (
+                 SELECT t.event_id FROM touches t WHERE t.resource = $1 AND t.role = ANY($2)
+             )
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = e.event_id)
+             ORDER BY e.event_id",
+            &[&resource.as_str(), &roles],
+        )?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let envelope: &str = row.try_get(0)?;
+            events.push(serde_json::from_str(envelope).map_err(corrupt)?);
+        }
+        Ok(events)
+    }
+
+    fn flows_from(&mut self, resource: &Iri) -> Result<Vec<Flow>> {
+        neighbours(
+            self.transaction,
+            &mut self.statements,
+            Direction::Downstream,
+            std::slice::from_ref(resource),
+        )
+    }
+
+    fn movements(&mut self, resource: &Iri) -> Result<Vec<(EventId, Movement)>> {
+        let rows = self.statements.query(
+            self.transaction,
+            "SELECT m.event_id, m.organization, m.inflow, m.amount, m.unit FROM movements m
+             WHERE m.resource = $1
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = m.event_id)
+             ORDER BY m.event_id, m.ordinal",
+            &[&resource.as_str()],
+        )?;
+        let mut movements = Vec::with_capacity(rows.len());
+        for row in rows {
+            let event: uuid::Uuid = row.try_get(0)?;
+            let organization: &str = row.try_get(1)?;
+            let unit: &str = row.try_get(4)?;
+            movements.push((
+                EventId::from_uuid(event),
+                Movement {
+                    resource: resource.clone(),
+                    organization: Iri::parse(organization).map_err(corrupt)?,
+                    inflow: row.try_get(2)?,
+                    measure: Measure {
+                        amount: row.try_get(3)?,
+                        unit: Unit::from_code(unit).ok_or_else(|| corrupt(unit))?,
+                    },
+                },
+            ));
+        }
+        Ok(movements)
+    }
+
+    fn touched_by(&mut self, event: EventId) -> Result<Vec<Iri>> {
+        let id = event.uuid();
+        let rows = self.statements.query(
+            self.transaction,
+            "SELECT DISTINCT resource COLLATE \"C\" FROM touches WHERE event_id = $1 ORDER BY 1",
+            &[&id],
+        )?;
+        let mut resources = Vec::with_capacity(rows.len());
+        for row in rows {
+            let resource: &str = row.try_get(0)?;
+            resources.push(Iri::parse(resource).map_err(corrupt)?);
+        }
+        Ok(resources)
+    }
+
+    fn record(&mut self, resource: &Iri) -> Result<Option<Record>> {
+        read_record(self.transaction, &mut self.statements, resource)
+    }
+
+    fn save(&mut self, resource: &Iri, record: &Record, change: FootprintChange) -> Result<()> {
+        let json = serde_json::to_string(record).map_err(corrupt)?;
+        self.statements.execute(
+            self.transaction,
+            "INSERT INTO records (resource, record) VALUES ($1, $2)
+             ON CONFLICT (resource) DO UPDATE SET record = excluded.record",
+            &[&resource.as_str(), &json],
+        )?;
+        if change == FootprintChange::Unchanged {
+            return Ok(());
+        }
+        let current = self.statements.query(
+            self.transaction,
+            "SELECT id, version FROM footprints WHERE resource = $1 ORDER BY version DESC LIMIT 1",
+            &[&resource.as_str()],
+        )?;
+        let current: Option<(uuid::Uuid, i32)> = match current.first() {
+            Some(row) => Some((row.try_get(0)?, row.try_get(1)?)),
+            None => None,
+        };
+        if let Some((id, _)) = &current {
+            self.statements.execute(
+                self.transaction,
+                "UPDATE footprints SET status = 'Deprecated' WHERE id = $1",
+                &[id],
+            )?;
+        }
+        if let (FootprintChange::Issued, Some(footprint)) = (change, &record.footprint) {
+            let version = current.as_ref().map_or(1, |(_, version)| version + 1);
+            let number = u32::try_from(version).map_err(corrupt)?;
+            self.statements.execute(
+                self.transaction,
+                "INSERT INTO footprints (id, resource, version, status, preceding, issued_at, footprint)
+                 VALUES ($1, $2, $3, 'Active', $4, $5, $6)",
+                &[
+                    &footprint_id(resource, number),
+                    &resource.as_str(),
+                    &version,
+                    &current.map(|(id, _)| id),
+                    &position_param(self.issued_at)?,
+                    &serde_json::to_string(footprint).map_err(corrupt)?,
+                ],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn store_event(
+    transaction: &mut Transaction<'_>,
+    statements: &mut Statements,
+    position: LogPosition,
+    event: &Event,
+) -> Result<()> {
+    let id = event.event_id.uuid();
+    let envelope = serde_json::to_string(event).map_err(corrupt)?;
+    statements.execute(
+        transaction,
+        "INSERT INTO view_events (event_id, position, event_type, subject, recorded_by, occurred_at, envelope)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+        &[
+            &id,
+            &position_param(position)?,
+            &event.event_type().name(),
+            &event.subject.as_str(),
+            &event.recorded_by.as_str(),
+            &event.occurred_at.to_string(),
+            &envelope,
+        ],
+    )?;
+    let index = EventIndex::of(event, position);
+    for row in &index.touches {
+        statements.execute(
+            transaction,
+            "INSERT INTO touches (resource, event_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&row.resource.as_str(), &id, &row.role.name()],
+        )?;
+    }
+    for (ordinal, row) in index.flows.iter().enumerate() {
+        statements.execute(
+            transaction,
+            "INSERT INTO flows (event_id, ordinal, from_id, to_id, kind, amount, unit)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            &[
+                &id,
+                &ordinal_param(ordinal)?,
+                &row.from.as_str(),
+                &row.to.as_str(),
+                &row.kind.name(),
+                &row.quantity.map(|q| q.amount.get()),
+                &row.quantity.map(|q| q.unit.code()),
+            ],
+        )?;
+    }
+    for (ordinal, row) in index.movements.iter().enumerate() {
+        statements.execute(
+            transaction,
+            "INSERT INTO movements (event_id, ordinal, resource, organization, inflow, amount, unit)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            &[
+                &id,
+                &ordinal_param(ordinal)?,
+                &row.resource.as_str(),
+                &row.organization.as_str(),
+                &row.inflow,
+                &row.measure.amount,
+                &row.measure.unit.code(),
+            ],
+        )?;
+    }
+    if let Some(retracted) = EventIndex::retracts(event) {
+        statements.execute(
+            transaction,
+            "INSERT INTO retracted (event_id, by_event) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&retracted.uuid(), &id],
+        )?;
+    }
+    Ok(())
+}
+
+fn ordinal_param(ordinal: usize) -> Result<i32> {
+    i32::try_from(ordinal)
+        .map_err(|_| unavailable(format!("an event has more than {} index rows", i32::MAX)))
+}
+
+/// The flows into (upstream) or out of (downstream) every resource of `frontier`, in one query:
+/// resource by resource in the frontier's order, each in event-id then ordinal order — the order
+/// the embedded store answers in.
+fn neighbours(
+    client: &mut impl GenericClient,
+    statements: &mut Statements,
+    direction: Direction,
+    frontier: &[Iri],
+) -> Result<Vec<Flow>> {
+    let sql = match direction {
+        Direction::Upstream => {
+            "SELECT f.from_id, f.to_id, f.kind, f.amount, f.unit
+             FROM unnest($1::text[]) WITH ORDINALITY AS frontier (node, n)
+             JOIN flows f ON f.to_id = frontier.node
+             WHERE NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+             ORDER BY frontier.n, f.event_id, f.ordinal"
+        }
+        Direction::Downstream => {
+            "SELECT f.from_id, f.to_id, f.kind, f.amount, f.unit
+             FROM unnest($1::text[]) WITH ORDINALITY AS frontier (node, n)
+             JOIN flows f ON f.from_id = frontier.node
+             WHERE NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+             ORDER BY frontier.n, f.event_id, f.ordinal"
+        }
+    };
+    let nodes: Vec<&str> = frontier.iter().map(Iri::as_str).collect();
+    let rows = statements.query(client, sql, &[&nodes])?;
+    let mut flows = Vec::with_capacity(rows.len());
+    for row in rows {
+        let from: &str = row.try_get(0)?;
+        let to: &str = row.try_get(1)?;
+        let kind: &str = row.try_get(2)?;
+        let amount: Option<f64> = row.try_get(3)?;
+        let unit: Option<&str> = row.try_get(4)?;
+        let quantity = match (amount, unit) {
+            (Some(amount), Some(unit)) => Some(
+                serde_json::from_value::<Quantity>(
+                    serde_json::json!({ "amount": amount, "unit": unit }),
+                )
+                .map_err(corrupt)?,
+            ),
+            _ => None,
+        };
+        flows.push(Flow {
+            from: Iri::parse(from).map_err(corrupt)?,
+            to: Iri::parse(to).map_err(corrupt)?,
+            kind: kind_from(kind).ok_or_else(|| corrupt(kind))?,
+            quantity,
+        });
+    }
+    Ok(flows)
+}

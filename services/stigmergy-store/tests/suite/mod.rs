@@ -1,0 +1,444 @@
+//! The test suite every adapter of the views store passes: applying is idempotent, a retraction
+//! hides its event whenever it arrives, any order of arrival gives the same timelines, lineage
+//! and records as the log order, and footprint versions replace each other.
+//!
+//! Each case takes a [`Factory`] that opens a fresh, empty store; `view_store_tests!(factory)`
+//! turns every case into a test of the binary that includes this module.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::any::Any;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use stigmergy_domain::views::{Direction, Methods};
+use stigmergy_domain::{Event, EventId, Iri, LogPosition};
+use stigmergy_store::{FootprintStatus, SqliteViewStore, ViewStore, footprint_id};
+
+/// Opens a fresh, empty store.
+pub type Factory = fn() -> Fresh;
+
+/// A store opened for one test, with what must outlive it (its directory, its database).
+pub struct Fresh {
+    // Dropped before `_keep`: the store closes before its directory or database goes.
+    pub store: Arc<dyn ViewStore>,
+    _keep: Box<dyn Any + Send>,
+}
+
+impl Fresh {
+    pub fn new(store: Arc<dyn ViewStore>, keep: impl Any + Send) -> Self {
+        Self {
+            store,
+            _keep: Box::new(keep),
+        }
+    }
+}
+
+impl std::ops::Deref for Fresh {
+    type Target = dyn ViewStore;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.store
+    }
+}
+
+/// A fresh embedded store in a temporary directory.
+pub fn sqlite() -> Fresh {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteViewStore::open(dir.path(), Methods::default()).unwrap();
+    Fresh::new(Arc::new(store), dir)
+}
+
+/// One `#[tokio::test]` per case of the suite, each on a fresh store from `$factory`.
+macro_rules! view_store_tests {
+    ($factory:path) => {
+        $crate::suite::view_store_tests!(@cases $factory;
+            lineage_and_timelines_follow_the_flows_and_leave_out_retracted_events,
+            applying_the_same_events_again_changes_nothing,
+            any_order_of_arrival_gives_the_views_of_the_log_order,
+            a_late_input_issues_a_footprint_version_that_replaces_the_first,
+            retracting_a_creation_withdraws_its_footprint_and_hides_the_event,
+            each_projector_keeps_its_own_position_which_never_moves_back,
+        );
+    };
+    (@cases $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                $crate::suite::$case($factory).await;
+            }
+        )*
+    };
+}
+pub(crate) use view_store_tests;
+
+pub const ORG: &str = "urn:uuid:0191e1a4-7f43-7c4a-9d4e-1f2a3b4c5d6e";
+pub const CONSIGNEE: &str = "urn:uuid:0191e1a4-7f43-7c4a-9d4e-6e5d4c3b2a1f";
+
+pub fn iri(name: &str) -> String {
+    format!("https://test.example/{name}")
+}
+
+pub fn resource(name: &str) -> Iri {
+    Iri::parse(iri(name)).unwrap()
+}
+
+pub fn event_id(n: u32) -> EventId {
+    EventId::parse(&format!("0191e1a4-7f43-7c4a-9d4e-{n:012}")).unwrap()
+}
+
+pub fn event(n: u32, event_type: &str, subject: &str, payload: Value) -> (LogPosition, Event) {
+    let event: Event = serde_json::from_value(json!({
+        "eventId": format!("0191e1a4-7f43-7c4a-9d4e-{n:012}"),
+        "type": event_type,
+        "schemaVersion": 1,
+        "occurredAt": format!("2025-06-01T10:{:02}:00Z", n % 60),
+        "recordedAt": "2025-06-02T10:00:00Z",
+        "recordedBy": ORG,
+        "subject": iri(subject),
+        "payload": payload,
+    }))
+    .expect("a valid event");
+    (LogPosition(u64::from(n)), event)
+}
+
+fn place() -> Value {
+    json!({ "name": "Workshop", "country": "DE" })
+}
+
+fn items(items: &[(&str, f64, &str)]) -> Value {
+    items
+        .iter()
+        .map(|&(resource, amount, unit)| json!({ "resource": iri(resource), "quantity": { "amount": amount, "unit": unit } }))
+        .collect()
+}
+
+pub fn design(n: u32) -> (LogPosition, Event) {
+    event(
+        n,
+        "DesignPublished",
+        "design",
+        json!({ "designId": iri("design"), "name": "D", "licence": "MIT", "version": "1" }),
+    )
+}
+
+pub fn lot(n: u32, name: &str) -> (LogPosition, Event) {
+    event(
+        n,
+        "MaterialSourced",
+        name,
+        json!({
+            "lotId": iri(name), "material": "PLA", "quantity": { "amount": 100, "unit": "KGM" }, "origin": place(),
+            "supplier": { "id": iri("supplier") }, "kgCo2ePerUnit": 2.0, "dataQuality": "primary", "recycledContent": 0.0
+        }),
+    )
+}
+
+pub fn batch(n: u32, name: &str, inputs: &[&str]) -> (LogPosition, Event) {
+    let inputs: Vec<(&str, f64, &str)> = inputs.iter().map(|i| (*i, 1.0, "KGM")).collect();
+    event(
+        n,
+        "BatchFabricated",
+        name,
+        json!({
+            "batchId": iri(name), "designId": iri("design"), "quantity": { "amount": 10, "unit": "H87" },
+            "facility": place(), "inputs": items(&inputs),
+            "energy": { "amount": 12.5, "unit": "KWH" }
+        }),
+    )
+}
+
+pub fn recycling(n: u32, resource: &str, output: &str) -> (LogPosition, Event) {
+    event(
+        n,
+        "BatchRecycled",
+        resource,
+        json!({
+            "resource": iri(resource), "quantity": { "amount": 1, "unit": "H87" }, "facility": place(),
+            "outputLots": [ { "lotId": iri(output), "material": "Flakes", "quantity": { "amount": 1, "unit": "KGM" } } ]
+        }),
+    )
+}
+
+pub fn dispatch(n: u32, shipment: &str, lines: &[(&str, f64, &str)]) -> (LogPosition, Event) {
+    event(
+        n,
+        "ShipmentDispatched",
+        shipment,
+        json!({
+            "shipmentId": iri(shipment), "lines": items(lines), "from": place(), "to": place(),
+            "consignee": CONSIGNEE, "transportMode": "road", "distanceKm": 120
+        }),
+    )
+}
+
+pub fn receipt(n: u32, shipment: &str, lines: &[(&str, f64, &str)]) -> (LogPosition, Event) {
+    event(
+        n,
+        "ShipmentReceived",
+        shipment,
+        json!({ "shipmentId": iri(shipment), "lines": items(lines), "location": place() }),
+    )
+}
+
+pub fn repair(n: u32, resource: &str, parts: &[(&str, f64, &str)]) -> (LogPosition, Event) {
+    event(
+        n,
+        "BatchRepaired",
+        resource,
+        json!({ "resource": iri(resource), "parts": items(parts) }),
+    )
+}
+
+pub fn retraction(n: u32, subject: &str, of: u32) -> (LogPosition, Event) {
+    event(
+        n,
+        "EventRetracted",
+        subject,
+        json!({ "eventId": format!("0191e1a4-7f43-7c4a-9d4e-{of:012}"), "reason": "wrong" }),
+    )
+}
+
+/// A small world with a recycling loop and a retraction.
+pub fn history() -> Vec<(LogPosition, Event)> {
+    vec![
+        design(1),
+        lot(2, "oak"),
+        lot(3, "pla"),
+        batch(4, "b1", &["oak", "pla"]),
+        recycling(5, "b1", "flakes"),
+        batch(6, "b2", &["flakes", "oak"]),
+        lot(7, "mistake"),
+        batch(8, "b3", &["mistake", "b2"]),
+        retraction(9, "b3", 8),
+    ]
+}
+
+/// The small world with a shipment between the batch and its recycling, and a repair: every
+/// kind of index row (touches, flows, movements, retractions).
+pub fn history_with_shipment_and_repair() -> Vec<(LogPosition, Event)> {
+    let mut events = history();
+    events.extend([
+        dispatch(10, "s1", &[("b2", 4.0, "H87")]),
+        receipt(11, "s1", &[("b2", 4.0, "H87")]),
+        repair(12, "b2", &[("pla", 0.5, "KGM")]),
+        lot(13, "late"),
+        batch(14, "b4", &["late", "b2", "unknown"]),
+    ]);
+    events
+}
+
+/// Every resource the histories speak of.
+pub const RESOURCES: &[&str] = &[
+    "design", "oak", "pla", "b1", "flakes", "b2", "mistake", "b3", "s1", "late", "b4", "unknown",
+];
+
+/// The log in a deterministic shuffle (a small linear congruential generator), cut into pages
+/// of `page_size`: the retractions often arrive before what they retract.
+pub fn shuffled(
+    mut events: Vec<(LogPosition, Event)>,
+    seed: &mut u64,
+    page_size: usize,
+) -> Vec<Vec<(LogPosition, Event)>> {
+    for i in (1..events.len()).rev() {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        events.swap(i, (*seed >> 33) as usize % (i + 1));
+    }
+    events.chunks(page_size).map(<[_]>::to_vec).collect()
+}
+
+/// What the views say: the upstream and downstream of every resource, and every timeline.
+pub async fn snapshot(store: &dyn ViewStore) -> Vec<String> {
+    let mut lines = Vec::new();
+    for name in RESOURCES {
+        let resource = resource(name);
+        for direction in [Direction::Upstream, Direction::Downstream] {
+            let lineage = store.lineage(&resource, direction, 50).await.unwrap();
+            let mut nodes: Vec<String> = lineage
+                .nodes
+                .iter()
+                .map(|(n, d)| format!("{n}@{d}"))
+                .collect();
+            nodes.sort();
+            lines.push(format!("{name} {direction:?}: {}", nodes.join(" ")));
+        }
+        let timeline = store.timeline(&resource).await.unwrap();
+        let entries: Vec<String> = timeline
+            .iter()
+            .map(|t| format!("{}:{}", t.event.event_type(), t.role.name()))
+            .collect();
+        lines.push(format!("{name} timeline: {}", entries.join(" ")));
+        let record = store.record(&resource).await.unwrap();
+        lines.push(format!(
+            "{name} record: {}",
+            serde_json::to_string(&record).unwrap()
+        ));
+    }
+    lines
+}
+
+pub async fn store_with(fresh: Factory, pages: Vec<Vec<(LogPosition, Event)>>) -> Fresh {
+    let store = fresh();
+    for page in pages {
+        store.apply("test", page).await.unwrap();
+    }
+    store
+}
+
+pub async fn lineage_and_timelines_follow_the_flows_and_leave_out_retracted_events(fresh: Factory) {
+    let store = store_with(fresh, vec![history()]).await;
+    let view = snapshot(&*store).await;
+    let line = |prefix: &str| {
+        view.iter()
+            .find(|l| l.starts_with(prefix))
+            .cloned()
+            .unwrap()
+    };
+    let mut b2_upstream: Vec<String> = [
+        ("b2", 0),
+        ("design", 1),
+        ("flakes", 1),
+        ("oak", 1),
+        ("b1", 2),
+        ("pla", 3),
+    ]
+    .iter()
+    .map(|(name, depth)| format!("{}@{depth}", iri(name)))
+    .collect();
+    b2_upstream.sort();
+    assert_eq!(
+        line("b2 Upstream"),
+        format!("b2 Upstream: {}", b2_upstream.join(" ")),
+        "back through recycling to the first batch"
+    );
+    assert_eq!(
+        line("b3 Upstream"),
+        format!("b3 Upstream: {}@0", iri("b3")),
+        "a retracted fabrication links nothing"
+    );
+    assert_eq!(
+        line("mistake timeline"),
+        "mistake timeline: MaterialSourced:created",
+        "the retracted consumption left the timeline"
+    );
+    assert!(
+        line("b1 timeline").contains("BatchFabricated:created")
+            && line("b1 timeline").contains("BatchRecycled:consumed")
+    );
+    assert_eq!(store.position("test").await.unwrap(), LogPosition(9));
+}
+
+pub async fn applying_the_same_events_again_changes_nothing(fresh: Factory) {
+    let store = store_with(fresh, vec![history_with_shipment_and_repair()]).await;
+    let once = snapshot(&*store).await;
+    let versions = store.footprint_versions(&resource("b2")).await.unwrap();
+    store
+        .apply("test", history_with_shipment_and_repair())
+        .await
+        .unwrap();
+    store.apply("test", history()[2..5].to_vec()).await.unwrap();
+    assert_eq!(snapshot(&*store).await, once);
+    assert_eq!(
+        store.footprint_versions(&resource("b2")).await.unwrap(),
+        versions,
+        "the same figures issue no new version"
+    );
+    assert_eq!(
+        store.position("test").await.unwrap(),
+        LogPosition(14),
+        "the position never moves back"
+    );
+}
+
+pub async fn any_order_of_arrival_gives_the_views_of_the_log_order(fresh: Factory) {
+    let in_order = store_with(fresh, vec![history_with_shipment_and_repair()]).await;
+    let expected = snapshot(&*in_order).await;
+    drop(in_order);
+    let mut seed: u64 = 0x5eed;
+    for round in 0..12 {
+        let pages = shuffled(history_with_shipment_and_repair(), &mut seed, 1 + round % 4);
+        let shuffled = store_with(fresh, pages).await;
+        assert_eq!(snapshot(&*shuffled).await, expected, "round {round}");
+    }
+}
+
+pub async fn a_late_input_issues_a_footprint_version_that_replaces_the_first(fresh: Factory) {
+    let store = store_with(
+        fresh,
+        vec![
+            vec![design(1), batch(4, "b1", &["oak", "pla"])],
+            vec![lot(5, "oak"), lot(6, "pla")],
+        ],
+    )
+    .await;
+    let b1 = resource("b1");
+    let versions = store.footprint_versions(&b1).await.unwrap();
+    let summary: Vec<_> = versions
+        .iter()
+        .map(|v| (v.version, v.status, v.preceding, v.issued_at))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, FootprintStatus::Deprecated, None, LogPosition(4)),
+            (
+                2,
+                FootprintStatus::Active,
+                Some(footprint_id(&b1, 1)),
+                LogPosition(6)
+            ),
+        ]
+    );
+    assert_eq!(versions[0].id, footprint_id(&b1, 1));
+    assert_eq!(versions[1].id, footprint_id(&b1, 2));
+    assert_eq!(
+        versions[0].footprint.missing_inputs,
+        vec![resource("oak"), resource("pla")],
+        "the first version counted the unknown inputs as 0"
+    );
+    assert!(versions[1].footprint.missing_inputs.is_empty());
+    assert!(versions[1].footprint.per_unit.total() > versions[0].footprint.per_unit.total());
+    let record = store.record(&b1).await.unwrap().expect("b1 has a record");
+    assert_eq!(record.footprint.as_ref(), Some(&versions[1].footprint));
+}
+
+pub async fn retracting_a_creation_withdraws_its_footprint_and_hides_the_event(fresh: Factory) {
+    let mut events = history();
+    let retraction = events.pop().unwrap();
+    let store = store_with(fresh, vec![events, vec![retraction]]).await;
+    let b3 = resource("b3");
+    let versions = store.footprint_versions(&b3).await.unwrap();
+    let summary: Vec<_> = versions.iter().map(|v| (v.version, v.status)).collect();
+    assert_eq!(
+        summary,
+        vec![(1, FootprintStatus::Deprecated)],
+        "withdrawn without a successor"
+    );
+    let record = store
+        .record(&b3)
+        .await
+        .unwrap()
+        .expect("b3 is still referred to");
+    assert!(record.footprint.is_none());
+    assert!(store.is_retracted(event_id(8)).await.unwrap());
+    assert!(!store.is_retracted(event_id(4)).await.unwrap());
+    assert!(!store.is_retracted(event_id(9)).await.unwrap());
+    let timeline = store.timeline(&b3).await.unwrap();
+    assert!(
+        timeline
+            .iter()
+            .all(|entry| entry.event.event_id != event_id(8)),
+        "the retracted fabrication left the timeline"
+    );
+}
+
+pub async fn each_projector_keeps_its_own_position_which_never_moves_back(fresh: Factory) {
+    let store = fresh();
+    assert_eq!(store.position("views").await.unwrap(), LogPosition(0));
+    store.apply("views", history()).await.unwrap();
+    store.apply("views", history()[..3].to_vec()).await.unwrap();
+    store.apply("views", Vec::new()).await.unwrap();
+    assert_eq!(store.position("views").await.unwrap(), LogPosition(9));
+    assert_eq!(store.position("other").await.unwrap(), LogPosition(0));
+}
