@@ -18,11 +18,12 @@ use std::convert::Infallible;
 use serde_json::{Value, json};
 use stigmergy_domain::views::derive::{self, Methods};
 use stigmergy_domain::views::{
-    AnomalyKind, Breakdown, Direction, EventIndex, Factors, Facts, Flow, Footprint,
-    FootprintChange, METHOD, METHOD_VERSION, Movement, Record, Role, journey, walk,
+    AnomalyKind, Breakdown, Direction, EventIndex, Factors, Facts, Flow, FlowKind, Footprint,
+    FootprintChange, Holding, METHOD, METHOD_VERSION, Record, Role, journey, walk,
 };
 use stigmergy_domain::{
-    CountryCode, Event, EventId, EventPayload, EventType, Iri, LogPosition, TransportMode, Unit,
+    CountryCode, Event, EventId, EventPayload, EventType, Iri, LogPosition, OrganizationId,
+    TransportMode, Unit,
 };
 
 // Organisations.
@@ -148,12 +149,100 @@ impl Facts for ReadStore {
         Ok(self.flows(Direction::Downstream, resource))
     }
 
-    fn movements(&mut self, resource: &Iri) -> Result<Vec<(EventId, Movement)>, Infallible> {
+    fn consumers(
+        &mut self,
+        resource: &Iri,
+        organization: &OrganizationId,
+    ) -> Result<Vec<Iri>, Infallible> {
+        let mut consumers: Vec<Iri> = self
+            .live()
+            .filter(|row| {
+                self.events
+                    .get(&row.event_id)
+                    .is_some_and(|(_, e)| &e.recorded_by == organization)
+            })
+            .flat_map(|row| &row.flows)
+            .filter(|f| &f.from == resource && matches!(f.kind, FlowKind::Input | FlowKind::Part))
+            .map(|f| f.to.clone())
+            .collect();
+        consumers.sort();
+        consumers.dedup();
+        Ok(consumers)
+    }
+
+    fn dispatches_to(
+        &mut self,
+        resource: &Iri,
+        consignee: &OrganizationId,
+    ) -> Result<Vec<Event>, Infallible> {
         Ok(self
             .live()
-            .flat_map(|row| row.movements.iter().map(|m| (row.event_id, m)))
-            .filter(|(_, movement)| &movement.resource == resource)
-            .map(|(event, movement)| (event, movement.clone()))
+            .filter(|row| {
+                row.consignments
+                    .iter()
+                    .any(|c| &c.resource == resource && &c.consignee == consignee)
+            })
+            .filter_map(|row| self.events.get(&row.event_id))
+            .map(|(_, event)| event.clone())
+            .collect())
+    }
+
+    fn consignees(
+        &mut self,
+        resource: &Iri,
+        shipper: &OrganizationId,
+    ) -> Result<Vec<OrganizationId>, Infallible> {
+        let mut consignees: Vec<OrganizationId> = self
+            .live()
+            .flat_map(|row| &row.consignments)
+            .filter(|c| &c.resource == resource && &c.shipper == shipper)
+            .map(|c| c.consignee.clone())
+            .collect();
+        consignees.sort();
+        consignees.dedup();
+        Ok(consignees)
+    }
+
+    fn holdings(&mut self, resource: &Iri) -> Result<Vec<Holding>, Infallible> {
+        let mut sums: BTreeMap<(OrganizationId, &'static str), (Unit, f64, f64)> = BTreeMap::new();
+        for movement in self
+            .live()
+            .flat_map(|row| &row.movements)
+            .filter(|m| &m.resource == resource)
+        {
+            let entry = sums
+                .entry((movement.organization.clone(), movement.measure.unit.code()))
+                .or_insert((movement.measure.unit, 0.0, 0.0));
+            if movement.inflow {
+                entry.1 += movement.measure.amount;
+            } else {
+                entry.2 += movement.measure.amount;
+            }
+        }
+        Ok(sums
+            .into_iter()
+            .map(|((organization, _), (unit, inflow, outflow))| Holding {
+                organization,
+                unit,
+                inflow,
+                outflow,
+            })
+            .collect())
+    }
+
+    fn movement_events(
+        &mut self,
+        resource: &Iri,
+        organization: &OrganizationId,
+    ) -> Result<Vec<EventId>, Infallible> {
+        Ok(self
+            .live()
+            .filter(|row| {
+                row.movements
+                    .iter()
+                    .any(|m| &m.resource == resource && &m.organization == organization)
+            })
+            .map(|row| row.event_id)
             .collect())
     }
 

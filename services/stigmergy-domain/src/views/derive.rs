@@ -7,18 +7,18 @@
 //! ends in the same records. What depends on the order is only the footprint's version history:
 //! each time a resource's figures change a new version is issued that names the one it replaces.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventPayload, LogPosition};
 use crate::ids::{CountryCode, EventId, Iri, OrganizationId};
-use crate::payload::{BatchFabricated, Place, ShipmentDispatched, TransportMode};
+use crate::payload::{BatchFabricated, Place, TransportMode};
 use crate::time::Timestamp;
 use crate::units::{PositiveAmount, Quantity, Unit};
 use crate::views::contribution::{self, Attribution, ContributionConfig, InputShare};
 use crate::views::footprint::{self, Factors, Footprint, InputFootprint};
-use crate::views::index::{EventIndex, Flow, FlowKind, Movement, Role};
+use crate::views::index::{EventIndex, Flow, FlowKind, Role};
 
 /// What a resource is, from the event that brought it into being.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,8 +175,18 @@ pub enum FootprintChange {
     Withdrawn,
 }
 
+/// What an organisation took in and gave out of a resource, in one base unit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Holding {
+    pub organization: OrganizationId,
+    pub unit: Unit,
+    pub inflow: f64,
+    pub outflow: f64,
+}
+
 /// The read store as the derivation sees it, inside the transaction applying a page. Every read
-/// leaves out what retracted events contributed.
+/// leaves out what retracted events contributed; every list is in a fixed order (event ids,
+/// then resource or organisation ids) so the figures do not depend on storage order.
 pub trait Facts {
     type Error;
 
@@ -184,8 +194,34 @@ pub trait Facts {
     fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Event>, Self::Error>;
     /// The flows out of `resource`.
     fn flows_from(&mut self, resource: &Iri) -> Result<Vec<Flow>, Self::Error>;
-    /// The movements of `resource` into and out of organisations' hands, with their events.
-    fn movements(&mut self, resource: &Iri) -> Result<Vec<(EventId, Movement)>, Self::Error>;
+    /// What `organization` made or repaired from `resource`: the targets of the input and part
+    /// flows out of it that `organization` recorded, in id order.
+    fn consumers(
+        &mut self,
+        resource: &Iri,
+        organization: &OrganizationId,
+    ) -> Result<Vec<Iri>, Self::Error>;
+    /// The dispatches of `resource` addressed to `consignee`, in event-id order.
+    fn dispatches_to(
+        &mut self,
+        resource: &Iri,
+        consignee: &OrganizationId,
+    ) -> Result<Vec<Event>, Self::Error>;
+    /// The organisations `shipper` dispatched `resource` to, in id order.
+    fn consignees(
+        &mut self,
+        resource: &Iri,
+        shipper: &OrganizationId,
+    ) -> Result<Vec<OrganizationId>, Self::Error>;
+    /// What each organisation took in and gave out of `resource`, per base unit, in
+    /// (organisation, unit code) order.
+    fn holdings(&mut self, resource: &Iri) -> Result<Vec<Holding>, Self::Error>;
+    /// The events that moved `resource` into or out of `organization`'s hands, in id order.
+    fn movement_events(
+        &mut self,
+        resource: &Iri,
+        organization: &OrganizationId,
+    ) -> Result<Vec<EventId>, Self::Error>;
     /// Every resource an event touches, retracted or not (to refresh them when it is retracted).
     fn touched_by(&mut self, event: EventId) -> Result<Vec<Iri>, Self::Error>;
     /// The record stored for `resource`.
@@ -213,54 +249,172 @@ fn propagates(kind: FlowKind) -> bool {
     !matches!(kind, FlowKind::Recycled)
 }
 
-/// The resources a page of events touches, directly or through a retraction.
+/// What a page asks to recompute about one resource.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Touched {
+    /// Everything, and everything downstream: it was created, repaired, contributed to, or an
+    /// event about it was retracted.
+    pub full: bool,
+    /// Only its custody anomalies: it was consumed, dispatched, received or cited (a resource
+    /// with no record yet is derived in full).
+    pub custody: bool,
+    /// It was dispatched to these organisations: what they (and whoever they shipped it on to)
+    /// made from it has a new delivery transport.
+    pub consignees: BTreeSet<OrganizationId>,
+}
+
+/// The resources a page of events touches, directly or through a retraction, and what each
+/// needs recomputed, in the order first touched.
 pub fn touched<F: Facts>(
     facts: &mut F,
     page: &[(LogPosition, Event)],
-) -> Result<Vec<Iri>, F::Error> {
-    let mut seen = HashSet::new();
-    let mut touched = Vec::new();
+) -> Result<Vec<(Iri, Touched)>, F::Error> {
+    let mut touched: Vec<(Iri, Touched)> = Vec::new();
+    let mut at: HashMap<Iri, usize> = HashMap::new();
+    let mut entry = |resource: &Iri| -> usize {
+        *at.entry(resource.clone()).or_insert_with(|| {
+            touched.push((resource.clone(), Touched::default()));
+            touched.len() - 1
+        })
+    };
+    let mut marks: Vec<(usize, Option<bool>, Option<OrganizationId>)> = Vec::new();
     for (position, event) in page {
         let index = EventIndex::of(event, *position);
-        let mut resources: Vec<Iri> = index.touches.into_iter().map(|t| t.resource).collect();
-        if let Some(retracted) = EventIndex::retracts(event) {
-            resources.extend(facts.touched_by(retracted)?);
-        }
-        for resource in resources {
-            if seen.insert(resource.clone()) {
-                touched.push(resource);
+        for touch in &index.touches {
+            let i = entry(&touch.resource);
+            let shipment = match &event.payload {
+                EventPayload::ShipmentDispatched(p) => Some(&p.shipment_id),
+                EventPayload::ShipmentReceived(p) => Some(&p.shipment_id),
+                _ => None,
+            };
+            match touch.role {
+                Role::Created | Role::Repaired | Role::ContributedTo | Role::Retracted => {
+                    marks.push((i, Some(true), None));
+                }
+                _ if shipment == Some(&touch.resource) => marks.push((i, Some(true), None)),
+                // A citation only needs a record when the design is unknown (an unresolved
+                // reference); the custody refresh derives one then, and leaves designs alone.
+                Role::Consumed | Role::Received | Role::Cited => {
+                    marks.push((i, Some(false), None));
+                }
+                Role::Dispatched => {
+                    let consignee = match &event.payload {
+                        EventPayload::ShipmentDispatched(p) => Some(p.consignee.clone()),
+                        _ => None,
+                    };
+                    marks.push((i, Some(false), consignee));
+                }
             }
+        }
+        if let Some(retracted) = EventIndex::retracts(event) {
+            for resource in facts.touched_by(retracted)? {
+                let i = entry(&resource);
+                marks.push((i, Some(true), None));
+            }
+        }
+    }
+    for (i, full, consignee) in marks {
+        let target = &mut touched[i].1;
+        match full {
+            Some(true) => target.full = true,
+            Some(false) => target.custody = true,
+            None => {}
+        }
+        if let Some(consignee) = consignee {
+            target.consignees.insert(consignee);
         }
     }
     Ok(touched)
 }
 
-/// Recomputes the records of `seeds` and of everything downstream of them, upstream before
-/// downstream, and saves those that changed. Returns how many records were saved.
+/// Recomputes what a page touched — the records touched in full, what consignees made from
+/// what was dispatched to them, and everything downstream of both, upstream before downstream;
+/// the custody anomalies of what was only moved — and saves the records that changed. Returns
+/// how many were saved.
 pub fn refresh<F: Facts>(
     facts: &mut F,
-    seeds: Vec<Iri>,
+    touched: Vec<(Iri, Touched)>,
     methods: &Methods,
 ) -> Result<usize, F::Error> {
-    let mut saved = 0;
-    for resource in order(facts, seeds)? {
-        let derived = derive(facts, &resource, methods)?;
-        let current = facts.record(&resource)?;
-        if current.as_ref().is_some_and(|c| c.same_as(&derived)) {
-            continue;
-        }
-        let before = current.as_ref().and_then(|c| c.footprint.as_ref());
-        let change = match (before, derived.footprint.as_ref()) {
-            (_, Some(_)) if !same_footprint(before, derived.footprint.as_ref()) => {
-                FootprintChange::Issued
+    let mut seeds = Vec::new();
+    let mut custody_only = Vec::new();
+    for (resource, what) in &touched {
+        for consignee in &what.consignees {
+            for organization in reachable(facts, resource, consignee)? {
+                seeds.extend(facts.consumers(resource, &organization)?);
             }
-            (Some(_), None) => FootprintChange::Withdrawn,
-            _ => FootprintChange::Unchanged,
+        }
+        if what.full {
+            seeds.push(resource.clone());
+        } else if what.custody {
+            custody_only.push(resource.clone());
+        }
+    }
+    let mut saved = 0;
+    let ordered = order(facts, seeds)?;
+    let done: HashSet<&Iri> = ordered.iter().collect();
+    for resource in &ordered {
+        let derived = derive(facts, resource, methods)?;
+        saved += usize::from(save_if_changed(facts, resource, derived)?);
+    }
+    for resource in custody_only.iter().filter(|r| !done.contains(r)) {
+        let derived = match facts.record(resource)? {
+            Some(mut record) => {
+                record
+                    .anomalies
+                    .retain(|a| !matches!(a.kind, AnomalyKind::MassBalance | AnomalyKind::Custody));
+                if record.kind != Kind::Shipment && record.kind != Kind::Design {
+                    custody(facts, resource, &mut record)?;
+                }
+                sort_anomalies(&mut record);
+                record
+            }
+            None => derive(facts, resource, methods)?,
         };
-        facts.save(&resource, &derived, change)?;
-        saved += 1;
+        saved += usize::from(save_if_changed(facts, resource, derived)?);
     }
     Ok(saved)
+}
+
+/// `consignee` and every organisation it (or they, in turn) shipped `resource` on to.
+fn reachable<F: Facts>(
+    facts: &mut F,
+    resource: &Iri,
+    consignee: &OrganizationId,
+) -> Result<Vec<OrganizationId>, F::Error> {
+    let mut reached = vec![consignee.clone()];
+    let mut i = 0;
+    while i < reached.len() {
+        let shipper = reached[i].clone();
+        for next in facts.consignees(resource, &shipper)? {
+            if !reached.contains(&next) {
+                reached.push(next);
+            }
+        }
+        i += 1;
+    }
+    Ok(reached)
+}
+
+fn save_if_changed<F: Facts>(
+    facts: &mut F,
+    resource: &Iri,
+    derived: Record,
+) -> Result<bool, F::Error> {
+    let current = facts.record(resource)?;
+    if current.as_ref().is_some_and(|c| c.same_as(&derived)) {
+        return Ok(false);
+    }
+    let before = current.as_ref().and_then(|c| c.footprint.as_ref());
+    let change = match (before, derived.footprint.as_ref()) {
+        (_, Some(_)) if !same_footprint(before, derived.footprint.as_ref()) => {
+            FootprintChange::Issued
+        }
+        (Some(_), None) => FootprintChange::Withdrawn,
+        _ => FootprintChange::Unchanged,
+    };
+    facts.save(resource, &derived, change)?;
+    Ok(true)
 }
 
 /// The seeds and everything downstream of them, in an order where each resource comes after the
@@ -366,6 +520,11 @@ pub fn derive<F: Facts>(
     if record.kind != Kind::Shipment && record.kind != Kind::Design {
         custody(facts, resource, &mut record)?;
     }
+    sort_anomalies(&mut record);
+    Ok(record)
+}
+
+fn sort_anomalies(record: &mut Record) {
     record.anomalies.sort_by(|a, b| {
         (a.kind, &a.organization, &a.events, &a.detail).cmp(&(
             b.kind,
@@ -374,7 +533,6 @@ pub fn derive<F: Facts>(
             &b.detail,
         ))
     });
-    Ok(record)
 }
 
 fn shipment_or_unknown<F: Facts>(facts: &mut F, resource: &Iri) -> Result<Record, F::Error> {
@@ -681,25 +839,13 @@ fn input_footprint<F: Facts>(
     let footprint = upstream.and_then(|u| u.footprint.clone());
     let (per_unit, primary) = match (&footprint, upstream.and_then(|u| u.created_by.as_ref())) {
         (Some(fp), Some(creator)) => {
-            let dispatches = facts.events(resource, &[Role::Dispatched])?;
-            let shipments: Vec<&ShipmentDispatched> = dispatches
-                .iter()
-                .filter_map(|e| match &e.payload {
-                    EventPayload::ShipmentDispatched(p) => Some(p),
-                    _ => None,
-                })
-                .collect();
-            let shippers: Vec<&OrganizationId> =
-                dispatches.iter().map(|e| &e.recorded_by).collect();
             let delivery = Delivery {
                 resource,
                 unit: fp.unit,
                 creator,
-                shipments: &shipments,
-                shippers: &shippers,
                 factors,
             };
-            delivery.to(consumer, &mut Vec::new())
+            delivery.to(facts, consumer, &mut Vec::new())?
         }
         _ => (0.0, 0.0),
     };
@@ -711,13 +857,11 @@ fn input_footprint<F: Facts>(
     })
 }
 
-/// The shipments of one resource, for the transport that delivered it somewhere.
+/// The transport that delivered one resource somewhere.
 struct Delivery<'a> {
     resource: &'a Iri,
     unit: Unit,
     creator: &'a OrganizationId,
-    shipments: &'a [&'a ShipmentDispatched],
-    shippers: &'a [&'a OrganizationId],
     factors: &'a Factors,
 }
 
@@ -727,18 +871,23 @@ impl Delivery<'_> {
     /// own delivered transport + the shipment's emissions allocated to the resource, per unit).
     /// `path` holds the organisations already on the way, so a resource shipped back and forth
     /// counts each leg once.
-    fn to(&self, organization: &OrganizationId, path: &mut Vec<OrganizationId>) -> (f64, f64) {
+    fn to<F: Facts>(
+        &self,
+        facts: &mut F,
+        organization: &OrganizationId,
+        path: &mut Vec<OrganizationId>,
+    ) -> Result<(f64, f64), F::Error> {
         if organization == self.creator || path.contains(organization) {
-            return (0.0, 0.0);
+            return Ok((0.0, 0.0));
         }
         path.push(organization.clone());
         let mut total = 0.0;
         let mut primary = 0.0;
         let mut count = 0usize;
-        for (shipment, shipper) in self.shipments.iter().zip(self.shippers) {
-            if &shipment.consignee != organization {
+        for event in facts.dispatches_to(self.resource, organization)? {
+            let EventPayload::ShipmentDispatched(shipment) = &event.payload else {
                 continue;
-            }
+            };
             let emissions = footprint::shipment_emissions(shipment, self.factors);
             let (mut kg, mut amount) = (0.0, 0.0);
             for (line, allocated) in shipment.lines.iter().zip(&emissions.lines) {
@@ -752,59 +901,58 @@ impl Delivery<'_> {
                 crate::payload::DataQuality::Primary => hop,
                 crate::payload::DataQuality::Secondary => 0.0,
             };
-            let (before, before_share) = self.to(shipper, path);
+            let (before, before_share) = self.to(facts, &event.recorded_by, path)?;
             total += before + hop;
             primary += before * before_share + hop_primary;
             count += 1;
         }
         path.pop();
         if count == 0 {
-            return (0.0, 0.0);
+            return Ok((0.0, 0.0));
         }
         let mean = total / count as f64;
         let share = if total > 0.0 { primary / total } else { 0.0 };
-        (mean, share)
+        Ok((mean, share))
     }
 }
 
-/// Mass balance and custody: per organisation and base unit, what came in against what went out.
+/// An amount for a sentence: rounded to a millionth, so that sums added in another order read
+/// the same.
+fn amount(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// Mass balance and custody: per organisation and base unit, what came in against what went
+/// out. (Sums are compared with a relative tolerance of 1e-9: they may be added in any order.)
 fn custody<F: Facts>(facts: &mut F, resource: &Iri, record: &mut Record) -> Result<(), F::Error> {
-    let movements = facts.movements(resource)?;
-    let mut held: BTreeMap<(&OrganizationId, &'static str), (f64, f64, Vec<EventId>)> =
-        BTreeMap::new();
-    for (event, movement) in &movements {
-        let entry = held
-            .entry((&movement.organization, movement.measure.unit.code()))
-            .or_insert((0.0, 0.0, Vec::new()));
-        if movement.inflow {
-            entry.0 += movement.measure.amount;
+    for holding in facts.holdings(resource)? {
+        let (inflow, outflow, unit) = (holding.inflow, holding.outflow, holding.unit.code());
+        let organization = &holding.organization;
+        let tolerance = 1e-9 * inflow.abs().max(outflow.abs()).max(1.0);
+        let kind = if outflow > tolerance && inflow <= tolerance {
+            AnomalyKind::Custody
+        } else if outflow > inflow + tolerance {
+            AnomalyKind::MassBalance
         } else {
-            entry.1 += movement.measure.amount;
-        }
-        entry.2.push(*event);
-    }
-    for ((organization, unit), (inflow, outflow, mut events)) in held {
-        events.sort();
-        events.dedup();
-        if outflow > 0.0 && inflow == 0.0 {
-            record.anomalies.push(Anomaly {
-                kind: AnomalyKind::Custody,
-                detail: format!(
-                    "{organization} gave out {outflow} {unit} of {resource} but never held any"
-                ),
-                organization: Some(organization.clone()),
-                events,
-            });
-        } else if outflow > inflow * (1.0 + 1e-9) {
-            record.anomalies.push(Anomaly {
-                kind: AnomalyKind::MassBalance,
-                detail: format!(
-                    "{organization} gave out {outflow} {unit} of {resource} but took in only {inflow} {unit}"
-                ),
-                organization: Some(organization.clone()),
-                events,
-            });
-        }
+            continue;
+        };
+        let detail = match kind {
+            AnomalyKind::Custody => format!(
+                "{organization} gave out {} {unit} of {resource} but never held any",
+                amount(outflow)
+            ),
+            _ => format!(
+                "{organization} gave out {} {unit} of {resource} but took in only {} {unit}",
+                amount(outflow),
+                amount(inflow)
+            ),
+        };
+        record.anomalies.push(Anomaly {
+            kind,
+            detail,
+            organization: Some(organization.clone()),
+            events: facts.movement_events(resource, organization)?,
+        });
     }
     Ok(())
 }

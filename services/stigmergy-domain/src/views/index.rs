@@ -116,6 +116,14 @@ pub struct Movement {
     pub measure: Measure,
 }
 
+/// A resource dispatched by `shipper` to `consignee`: what delivery transport is computed over.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Consignment {
+    pub resource: Iri,
+    pub shipper: OrganizationId,
+    pub consignee: OrganizationId,
+}
+
 /// Everything one event adds to the index, keyed by the event's id and position.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventIndex {
@@ -124,6 +132,7 @@ pub struct EventIndex {
     pub touches: Vec<Touch>,
     pub flows: Vec<Flow>,
     pub movements: Vec<Movement>,
+    pub consignments: Vec<Consignment>,
 }
 
 impl EventIndex {
@@ -136,6 +145,7 @@ impl EventIndex {
             touches: Vec::new(),
             flows: Vec::new(),
             movements: Vec::new(),
+            consignments: Vec::new(),
         };
         let mut touch = |resource: &Iri, role| {
             let row = Touch {
@@ -199,6 +209,14 @@ impl EventIndex {
                 for line in p.lines.iter() {
                     touch(&line.resource, Role::Dispatched);
                     movement(&line.resource, by, false, &line.quantity);
+                    let consignment = Consignment {
+                        resource: line.resource.clone(),
+                        shipper: by.clone(),
+                        consignee: p.consignee.clone(),
+                    };
+                    if !index.consignments.contains(&consignment) {
+                        index.consignments.push(consignment);
+                    }
                 }
             }
             EventPayload::ShipmentReceived(p) => {

@@ -14,11 +14,12 @@ pub mod index;
 pub mod lineage;
 
 pub use derive::{
-    Anomaly, AnomalyKind, Facts, FootprintChange, Kind, Leg, Methods, Receipt, Record, journey,
+    Anomaly, AnomalyKind, Facts, FootprintChange, Holding, Kind, Leg, Methods, Receipt, Record,
+    journey,
 };
 pub use footprint::{
     Breakdown, Factors, Footprint, GridFactors, InputFootprint, LineEmissions, METHOD,
     METHOD_VERSION, RepairFootprint, ShipmentEmissions, TransportFactors,
 };
-pub use index::{EventIndex, Flow, FlowKind, Movement, Role, Touch};
+pub use index::{Consignment, EventIndex, Flow, FlowKind, Movement, Role, Touch};
 pub use lineage::{Direction, Lineage, walk};

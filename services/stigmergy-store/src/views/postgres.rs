@@ -14,8 +14,8 @@ use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods};
-use stigmergy_domain::views::{Direction, EventIndex, Flow, Lineage, Movement, Record, Role, walk};
-use stigmergy_domain::{Event, EventId, Iri, LogPosition, Measure, Quantity, Unit};
+use stigmergy_domain::views::{Direction, EventIndex, Flow, Holding, Lineage, Record, Role, walk};
+use stigmergy_domain::{Event, EventId, Iri, LogPosition, OrganizationId, Quantity, Unit};
 
 use super::sqlite::{corrupt, kind_from, role_from};
 use super::{FootprintStatus, FootprintVersion, TimelineEntry, ViewStore, footprint_id};
@@ -54,10 +54,20 @@ CREATE TABLE flows (
     kind     TEXT NOT NULL,
     amount   DOUBLE PRECISION,
     unit     TEXT,
+    organization TEXT NOT NULL,
     PRIMARY KEY (event_id, ordinal)
 );
 CREATE INDEX flows_by_to ON flows (to_id);
 CREATE INDEX flows_by_from ON flows (from_id);
+CREATE INDEX flows_by_consumer ON flows (from_id, organization);
+CREATE TABLE consignments (
+    resource  TEXT NOT NULL,
+    consignee TEXT NOT NULL,
+    event_id  UUID NOT NULL,
+    shipper   TEXT NOT NULL,
+    PRIMARY KEY (resource, consignee, event_id)
+);
+CREATE INDEX consignments_by_shipper ON consignments (resource, shipper);
 CREATE TABLE movements (
     event_id     UUID NOT NULL,
     ordinal      INTEGER NOT NULL,
@@ -499,34 +509,95 @@ impl Facts for PostgresFacts<'_, '_> {
         )
     }
 
-    fn movements(&mut self, resource: &Iri) -> Result<Vec<(EventId, Movement)>> {
+    fn consumers(&mut self, resource: &Iri, organization: &OrganizationId) -> Result<Vec<Iri>> {
         let rows = self.statements.query(
             self.transaction,
-            "SELECT m.event_id, m.organization, m.inflow, m.amount, m.unit FROM movements m
-             WHERE m.resource = $1
+            "SELECT DISTINCT f.to_id COLLATE \"C\" FROM flows f
+             WHERE f.from_id = $1 AND f.organization = $2 AND f.kind IN ('input', 'part')
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+             ORDER BY 1",
+            &[&resource.as_str(), &organization.as_str()],
+        )?;
+        iris(&rows)
+    }
+
+    fn dispatches_to(&mut self, resource: &Iri, consignee: &OrganizationId) -> Result<Vec<Event>> {
+        let rows = self.statements.query(
+            self.transaction,
+            "SELECT e.envelope FROM consignments c JOIN view_events e ON e.event_id = c.event_id
+             WHERE c.resource = $1 AND c.consignee = $2
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = c.event_id)
+             ORDER BY c.event_id",
+            &[&resource.as_str(), &consignee.as_str()],
+        )?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let envelope: &str = row.try_get(0)?;
+            events.push(serde_json::from_str(envelope).map_err(corrupt)?);
+        }
+        Ok(events)
+    }
+
+    fn consignees(
+        &mut self,
+        resource: &Iri,
+        shipper: &OrganizationId,
+    ) -> Result<Vec<OrganizationId>> {
+        let rows = self.statements.query(
+            self.transaction,
+            "SELECT DISTINCT c.consignee COLLATE \"C\" FROM consignments c
+             WHERE c.resource = $1 AND c.shipper = $2
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = c.event_id)
+             ORDER BY 1",
+            &[&resource.as_str(), &shipper.as_str()],
+        )?;
+        iris(&rows)
+    }
+
+    fn holdings(&mut self, resource: &Iri) -> Result<Vec<Holding>> {
+        let rows = self.statements.query(
+            self.transaction,
+            "SELECT m.organization COLLATE \"C\", m.unit COLLATE \"C\",
+             COALESCE(SUM(CASE WHEN m.inflow THEN m.amount ELSE 0 END), 0),
+             COALESCE(SUM(CASE WHEN m.inflow THEN 0 ELSE m.amount END), 0)
+             FROM movements m WHERE m.resource = $1
              AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = m.event_id)
-             ORDER BY m.event_id, m.ordinal",
+             GROUP BY 1, 2 ORDER BY 1, 2",
             &[&resource.as_str()],
         )?;
-        let mut movements = Vec::with_capacity(rows.len());
+        let mut holdings = Vec::with_capacity(rows.len());
         for row in rows {
-            let event: uuid::Uuid = row.try_get(0)?;
-            let organization: &str = row.try_get(1)?;
-            let unit: &str = row.try_get(4)?;
-            movements.push((
-                EventId::from_uuid(event),
-                Movement {
-                    resource: resource.clone(),
-                    organization: Iri::parse(organization).map_err(corrupt)?,
-                    inflow: row.try_get(2)?,
-                    measure: Measure {
-                        amount: row.try_get(3)?,
-                        unit: Unit::from_code(unit).ok_or_else(|| corrupt(unit))?,
-                    },
-                },
-            ));
+            let organization: &str = row.try_get(0)?;
+            let unit: &str = row.try_get(1)?;
+            holdings.push(Holding {
+                organization: Iri::parse(organization).map_err(corrupt)?,
+                unit: Unit::from_code(unit).ok_or_else(|| corrupt(unit))?,
+                inflow: row.try_get(2)?,
+                outflow: row.try_get(3)?,
+            });
         }
-        Ok(movements)
+        Ok(holdings)
+    }
+
+    fn movement_events(
+        &mut self,
+        resource: &Iri,
+        organization: &OrganizationId,
+    ) -> Result<Vec<EventId>> {
+        let rows = self.statements.query(
+            self.transaction,
+            "SELECT DISTINCT m.event_id FROM movements m
+             WHERE m.resource = $1 AND m.organization = $2
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = m.event_id)
+             ORDER BY m.event_id",
+            &[&resource.as_str(), &organization.as_str()],
+        )?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: uuid::Uuid = row.try_get(0)?;
+            events.push(EventId::from_uuid(id));
+        }
+        Ok(events)
     }
 
     fn touched_by(&mut self, event: EventId) -> Result<Vec<Iri>> {
@@ -629,8 +700,8 @@ fn store_event(
     for (ordinal, row) in index.flows.iter().enumerate() {
         statements.execute(
             transaction,
-            "INSERT INTO flows (event_id, ordinal, from_id, to_id, kind, amount, unit)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            "INSERT INTO flows (event_id, ordinal, from_id, to_id, kind, amount, unit, organization)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
             &[
                 &id,
                 &ordinal_param(ordinal)?,
@@ -639,6 +710,20 @@ fn store_event(
                 &row.kind.name(),
                 &row.quantity.map(|q| q.amount.get()),
                 &row.quantity.map(|q| q.unit.code()),
+                &event.recorded_by.as_str(),
+            ],
+        )?;
+    }
+    for row in &index.consignments {
+        statements.execute(
+            transaction,
+            "INSERT INTO consignments (resource, consignee, event_id, shipper)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[
+                &row.resource.as_str(),
+                &row.consignee.as_str(),
+                &id,
+                &row.shipper.as_str(),
             ],
         )?;
     }
@@ -724,4 +809,13 @@ fn neighbours(
         });
     }
     Ok(flows)
+}
+
+fn iris(rows: &[postgres::Row]) -> Result<Vec<Iri>> {
+    let mut iris = Vec::with_capacity(rows.len());
+    for row in rows {
+        let iri: &str = row.try_get(0)?;
+        iris.push(Iri::parse(iri).map_err(corrupt)?);
+    }
+    Ok(iris)
 }

@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods};
 use stigmergy_domain::views::{
-    Direction, EventIndex, Flow, FlowKind, Lineage, Movement, Record, Role, walk,
+    Direction, EventIndex, Flow, FlowKind, Holding, Lineage, Record, Role, walk,
 };
-use stigmergy_domain::{Event, EventId, Iri, LogPosition, Measure, Quantity, Unit};
+use stigmergy_domain::{Event, EventId, Iri, LogPosition, OrganizationId, Quantity, Unit};
 
 use super::{FootprintStatus, FootprintVersion, TimelineEntry, ViewStore, footprint_id};
 use crate::sqlite::SharedConnection;
@@ -42,8 +42,18 @@ CREATE TABLE IF NOT EXISTS flows (
     kind     TEXT NOT NULL,
     amount   REAL,
     unit     TEXT,
+    organization TEXT NOT NULL,
     PRIMARY KEY (event_id, ordinal)
 ) STRICT;
+CREATE INDEX IF NOT EXISTS flows_by_consumer ON flows (from_id, organization);
+CREATE TABLE IF NOT EXISTS consignments (
+    resource  TEXT NOT NULL,
+    consignee TEXT NOT NULL,
+    event_id  BLOB NOT NULL,
+    shipper   TEXT NOT NULL,
+    PRIMARY KEY (resource, consignee, event_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS consignments_by_shipper ON consignments (resource, shipper);
 CREATE INDEX IF NOT EXISTS flows_by_to ON flows (to_id);
 CREATE INDEX IF NOT EXISTS flows_by_from ON flows (from_id);
 CREATE TABLE IF NOT EXISTS movements (
@@ -77,6 +87,78 @@ CREATE TABLE IF NOT EXISTS retracted (
     by_event BLOB NOT NULL
 ) STRICT;
 ";
+
+/// The version of the tables above; a store written by another version is rebuilt.
+const SCHEMA_VERSION: i64 = 2;
+
+const TABLES: &[&str] = &[
+    "projector_positions",
+    "view_events",
+    "touches",
+    "flows",
+    "consignments",
+    "movements",
+    "records",
+    "footprints",
+    "retracted",
+    "view_meta",
+];
+
+/// The views are derived data: when they were written by another version of the tables, or
+/// with other methods (other emission factors or value-equation weights), they are dropped, and
+/// the projector, finding no position, replays the log into them from the start.
+fn rebuild_when_stale(connection: &Connection, methods: &Methods) -> Result<()> {
+    let fingerprint = methods_fingerprint(methods);
+    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let recorded: Option<String> = if version == SCHEMA_VERSION {
+        connection
+            .query_row(
+                "SELECT value FROM view_meta WHERE key = 'methods'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?
+    } else {
+        None
+    };
+    if recorded.as_deref() == Some(fingerprint.as_str()) {
+        return Ok(());
+    }
+    for table in TABLES {
+        connection.execute_batch(&format!("DROP TABLE IF EXISTS {table};"))?;
+    }
+    connection.execute_batch(SCHEMA)?;
+    connection.execute_batch(
+        "CREATE TABLE IF NOT EXISTS view_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
+    )?;
+    connection.execute(
+        "INSERT INTO view_meta (key, value) VALUES ('methods', ?1)",
+        params![fingerprint],
+    )?;
+    connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    Ok(())
+}
+
+/// The methods in force, as a string that changes whenever a figure they give could.
+pub(crate) fn methods_fingerprint(methods: &Methods) -> String {
+    let mut grid: Vec<(&str, f64)> = methods
+        .factors
+        .grid
+        .by_country
+        .iter()
+        .map(|(country, factor)| (country.as_str(), *factor))
+        .collect();
+    grid.sort_by(|a, b| a.0.cmp(b.0));
+    format!(
+        "{} {}; {}; grid {grid:?} world {}; transport {:?}; {:?}",
+        stigmergy_domain::views::METHOD,
+        stigmergy_domain::views::METHOD_VERSION,
+        stigmergy_domain::views::contribution::METHOD,
+        methods.factors.grid.world,
+        methods.factors.transport,
+        methods.contribution
+    )
+}
 
 /// The views store in `views.sqlite`.
 #[derive(Clone)]
@@ -117,6 +199,7 @@ impl SqliteViewStore {
         // power loss the store is consistent at an earlier position and replays from there.
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "cache_size", -65536)?;
+        rebuild_when_stale(&connection, &methods)?;
         connection.execute_batch(SCHEMA)?;
         Ok(Self {
             connection: SharedConnection::new(connection),
@@ -327,37 +410,89 @@ impl Facts for SqliteFacts<'_> {
         )
     }
 
-    fn movements(&mut self, resource: &Iri) -> Result<Vec<(EventId, Movement)>> {
+    fn consumers(&mut self, resource: &Iri, organization: &OrganizationId) -> Result<Vec<Iri>> {
         let mut statement = self.transaction.prepare_cached(
-            "SELECT event_id, organization, inflow, amount, unit FROM movements WHERE resource = ?1
-             AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY event_id, ordinal",
+            "SELECT DISTINCT to_id FROM flows WHERE from_id = ?1 AND organization = ?2
+             AND kind IN ('input', 'part') AND event_id NOT IN (SELECT event_id FROM retracted)
+             ORDER BY to_id",
+        )?;
+        let rows = statement
+            .query_map(params![resource.as_str(), organization.as_str()], |row| {
+                row.get::<_, String>(0)
+            })?;
+        rows.map(|row| Iri::parse(row?).map_err(corrupt)).collect()
+    }
+
+    fn dispatches_to(&mut self, resource: &Iri, consignee: &OrganizationId) -> Result<Vec<Event>> {
+        let mut statement = self.transaction.prepare_cached(
+            "SELECT e.envelope FROM consignments c JOIN view_events e ON e.event_id = c.event_id
+             WHERE c.resource = ?1 AND c.consignee = ?2
+             AND c.event_id NOT IN (SELECT event_id FROM retracted) ORDER BY c.event_id",
+        )?;
+        let rows = statement.query_map(params![resource.as_str(), consignee.as_str()], |row| {
+            row.get::<_, String>(0)
+        })?;
+        rows.map(|row| serde_json::from_str(&row?).map_err(corrupt))
+            .collect()
+    }
+
+    fn consignees(
+        &mut self,
+        resource: &Iri,
+        shipper: &OrganizationId,
+    ) -> Result<Vec<OrganizationId>> {
+        let mut statement = self.transaction.prepare_cached(
+            "SELECT DISTINCT consignee FROM consignments WHERE resource = ?1 AND shipper = ?2
+             AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY consignee",
+        )?;
+        let rows = statement.query_map(params![resource.as_str(), shipper.as_str()], |row| {
+            row.get::<_, String>(0)
+        })?;
+        rows.map(|row| Iri::parse(row?).map_err(corrupt)).collect()
+    }
+
+    fn holdings(&mut self, resource: &Iri) -> Result<Vec<Holding>> {
+        let mut statement = self.transaction.prepare_cached(
+            "SELECT organization, unit, total(CASE WHEN inflow THEN amount ELSE 0 END),
+             total(CASE WHEN inflow THEN 0 ELSE amount END)
+             FROM movements WHERE resource = ?1 AND event_id NOT IN (SELECT event_id FROM retracted)
+             GROUP BY organization, unit ORDER BY organization, unit",
         )?;
         let rows = statement.query_map(params![resource.as_str()], |row| {
             Ok((
-                row.get::<_, Vec<u8>>(0)?,
+                row.get::<_, String>(0)?,
                 row.get::<_, String>(1)?,
-                row.get::<_, bool>(2)?,
+                row.get::<_, f64>(2)?,
                 row.get::<_, f64>(3)?,
-                row.get::<_, String>(4)?,
             ))
         })?;
-        let mut movements = Vec::new();
+        let mut holdings = Vec::new();
         for row in rows {
-            let (event, organization, inflow, amount, unit) = row?;
-            movements.push((
-                event_id_from(&event)?,
-                Movement {
-                    resource: resource.clone(),
-                    organization: Iri::parse(organization).map_err(corrupt)?,
-                    inflow,
-                    measure: Measure {
-                        amount,
-                        unit: Unit::from_code(&unit).ok_or_else(|| corrupt(&unit))?,
-                    },
-                },
-            ));
+            let (organization, unit, inflow, outflow) = row?;
+            holdings.push(Holding {
+                organization: Iri::parse(organization).map_err(corrupt)?,
+                unit: Unit::from_code(&unit).ok_or_else(|| corrupt(&unit))?,
+                inflow,
+                outflow,
+            });
         }
-        Ok(movements)
+        Ok(holdings)
+    }
+
+    fn movement_events(
+        &mut self,
+        resource: &Iri,
+        organization: &OrganizationId,
+    ) -> Result<Vec<EventId>> {
+        let mut statement = self.transaction.prepare_cached(
+            "SELECT DISTINCT event_id FROM movements WHERE resource = ?1 AND organization = ?2
+             AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY event_id",
+        )?;
+        let rows = statement
+            .query_map(params![resource.as_str(), organization.as_str()], |row| {
+                row.get::<_, Vec<u8>>(0)
+            })?;
+        rows.map(|row| event_id_from(&row?)).collect()
     }
 
     fn touched_by(&mut self, event: EventId) -> Result<Vec<Iri>> {
@@ -456,8 +591,8 @@ fn store_event(
         touch.execute(params![row.resource.as_str(), id, row.role.name()])?;
     }
     let mut flow = transaction.prepare_cached(
-        "INSERT INTO flows (event_id, ordinal, from_id, to_id, kind, amount, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT DO NOTHING",
+        "INSERT INTO flows (event_id, ordinal, from_id, to_id, kind, amount, unit, organization)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
     )?;
     for (ordinal, row) in index.flows.iter().enumerate() {
         flow.execute(params![
@@ -468,6 +603,19 @@ fn store_event(
             row.kind.name(),
             row.quantity.map(|q| q.amount.get()),
             row.quantity.map(|q| q.unit.code()),
+            event.recorded_by.as_str(),
+        ])?;
+    }
+    let mut consignment = transaction.prepare_cached(
+        "INSERT INTO consignments (resource, consignee, event_id, shipper) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO NOTHING",
+    )?;
+    for row in &index.consignments {
+        consignment.execute(params![
+            row.resource.as_str(),
+            row.consignee.as_str(),
+            id,
+            row.shipper.as_str()
         ])?;
     }
     let mut movement = transaction.prepare_cached(
