@@ -67,6 +67,11 @@ impl Timestamp {
         self.0
     }
 
+    /// Microseconds since the Unix epoch (the precision events are compared at).
+    pub fn unix_micros(&self) -> i64 {
+        self.0.timestamp_micros()
+    }
+
     /// Milliseconds since the Unix epoch.
     pub fn unix_millis(&self) -> i64 {
         self.0.timestamp_millis()

@@ -23,7 +23,7 @@ use stigmergy_domain::views::{
 };
 use stigmergy_domain::{
     CountryCode, Event, EventId, EventPayload, EventType, Iri, LogPosition, OrganizationId,
-    TransportMode, Unit,
+    Timestamp, TransportMode, Unit,
 };
 
 // Organisations.
@@ -145,21 +145,34 @@ impl Facts for ReadStore {
             .collect())
     }
 
-    fn flows_from(&mut self, resource: &Iri) -> Result<Vec<Flow>, Infallible> {
-        Ok(self.flows(Direction::Downstream, resource))
+    fn flows_from(
+        &mut self,
+        resource: &Iri,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<Flow>, Infallible> {
+        let mut flows = Vec::new();
+        for row in self.live() {
+            let occurred = self.events.get(&row.event_id).map(|(_, e)| e.occurred_at);
+            if since.is_some_and(|since| occurred.is_some_and(|at| at < since)) {
+                continue;
+            }
+            flows.extend(row.flows.iter().filter(|f| &f.from == resource).cloned());
+        }
+        Ok(flows)
     }
 
     fn consumers(
         &mut self,
         resource: &Iri,
         organization: &OrganizationId,
+        since: Timestamp,
     ) -> Result<Vec<Iri>, Infallible> {
         let mut consumers: Vec<Iri> = self
             .live()
             .filter(|row| {
                 self.events
                     .get(&row.event_id)
-                    .is_some_and(|(_, e)| &e.recorded_by == organization)
+                    .is_some_and(|(_, e)| &e.recorded_by == organization && e.occurred_at >= since)
             })
             .flat_map(|row| &row.flows)
             .filter(|f| &f.from == resource && matches!(f.kind, FlowKind::Input | FlowKind::Part))
@@ -1598,7 +1611,11 @@ fn a_contribution_recorded_late_to_the_parent_changes_the_fork_and_what_was_made
         forked(2, FABLAB, TALL_STOOL, STOOL, 0.5),
         tall_stools,
     ];
-    let late = vec![contributed(4, WORKSHOP, STOOL, ANA, (2.0, "hours"))];
+    // Recorded last, but it happened with the publication, before the fork.
+    let late = vec![with(
+        contributed(4, WORKSHOP, STOOL, ANA, (2.0, "hours")),
+        &[("/occurredAt", json!(minute(1)))],
+    )];
     // No inputs: design 0.3 / 0.8 = 0.375 × the fork (half the fablab's, half the parent's),
     // labour 0.625 × Carla.
     check_attribution(
@@ -1617,6 +1634,35 @@ fn a_contribution_recorded_late_to_the_parent_changes_the_fork_and_what_was_made
         TALL_STOOLS,
         &[(FABLAB, 0.1875), (ANA, 0.1875), (CARLA, 0.625)],
     );
+}
+
+#[test]
+fn a_contribution_made_after_a_fork_and_a_batch_counts_for_the_design_only() {
+    let tall_stools = with(
+        fabricated(3, FABLAB, TALL_STOOLS, TALL_STOOL, (2.0, "H87"), &[]),
+        &[("/payload/labour", labour(&[(CARLA, 10.0)]))],
+    );
+    let stools = fabricated(5, WORKSHOP, STOOLS, STOOL, (2.0, "H87"), &[]);
+    let pages = [
+        vec![
+            published(1, WORKSHOP, STOOL),
+            forked(2, FABLAB, TALL_STOOL, STOOL, 0.5),
+            tall_stools,
+        ],
+        vec![contributed(4, WORKSHOP, STOOL, ANA, (2.0, "hours"))],
+        vec![stools],
+    ];
+    // The design is Ana's from then on...
+    check_attribution(&pages, STOOL, &[(ANA, 1.0)]);
+    // ...but the fork and its batch were made before she contributed.
+    check_attribution(&pages, TALL_STOOL, &[(FABLAB, 0.5), (WORKSHOP, 0.5)]);
+    check_attribution(
+        &pages,
+        TALL_STOOLS,
+        &[(FABLAB, 0.1875), (WORKSHOP, 0.1875), (CARLA, 0.625)],
+    );
+    // A batch made afterwards counts her: no labour, no inputs, all to the design.
+    check_attribution(&pages, STOOLS, &[(ANA, 1.0)]);
 }
 
 // ---------------------------------------------------------------------------------------------

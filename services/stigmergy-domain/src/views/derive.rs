@@ -7,7 +7,7 @@
 //! ends in the same records. What depends on the order is only the footprint's version history:
 //! each time a resource's figures change a new version is issued that names the one it replaces.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -192,14 +192,20 @@ pub trait Facts {
 
     /// The events touching `resource` in one of `roles`, in event-id order.
     fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Event>, Self::Error>;
-    /// The flows out of `resource`.
-    fn flows_from(&mut self, resource: &Iri) -> Result<Vec<Flow>, Self::Error>;
-    /// What `organization` made or repaired from `resource`: the targets of the input and part
-    /// flows out of it that `organization` recorded, in id order.
+    /// The flows out of `resource` of events that occurred at `since` or later (all with
+    /// `None`).
+    fn flows_from(
+        &mut self,
+        resource: &Iri,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<Flow>, Self::Error>;
+    /// What `organization` made or repaired from `resource` at `since` or later: the targets of
+    /// the input and part flows out of it that `organization` recorded, in id order.
     fn consumers(
         &mut self,
         resource: &Iri,
         organization: &OrganizationId,
+        since: Timestamp,
     ) -> Result<Vec<Iri>, Self::Error>;
     /// The dispatches of `resource` addressed to `consignee`, in event-id order.
     fn dispatches_to(
@@ -258,9 +264,13 @@ pub struct Touched {
     /// Only its custody anomalies: it was consumed, dispatched, received or cited (a resource
     /// with no record yet is derived in full).
     pub custody: bool,
-    /// It was dispatched to these organisations: what they (and whoever they shipped it on to)
-    /// made from it has a new delivery transport.
-    pub consignees: BTreeSet<OrganizationId>,
+    /// It was dispatched to these organisations, at the earliest at the time given: what they
+    /// (and whoever they shipped it on to) made from it since has a new delivery transport.
+    pub consignees: BTreeMap<OrganizationId, Timestamp>,
+    /// Only what happened since this time depends on the change (a contribution counts for the
+    /// batches made after it); `None` when everything downstream may (it was created, or an
+    /// event about it retracted).
+    pub since: Option<Timestamp>,
 }
 
 /// The resources a page of events touches, directly or through a retraction, and what each
@@ -277,7 +287,13 @@ pub fn touched<F: Facts>(
             touched.len() - 1
         })
     };
-    let mut marks: Vec<(usize, Option<bool>, Option<OrganizationId>)> = Vec::new();
+    // (resource, full, custody, consignee, since): `since` None means "from the beginning".
+    let mut marks: Vec<(
+        usize,
+        Option<bool>,
+        Option<OrganizationId>,
+        Option<Timestamp>,
+    )> = Vec::new();
     for (position, event) in page {
         let index = EventIndex::of(event, *position);
         for touch in &index.touches {
@@ -287,41 +303,60 @@ pub fn touched<F: Facts>(
                 EventPayload::ShipmentReceived(p) => Some(&p.shipment_id),
                 _ => None,
             };
+            let at = Some(event.occurred_at);
             match touch.role {
-                Role::Created | Role::Repaired | Role::ContributedTo | Role::Retracted => {
-                    marks.push((i, Some(true), None));
+                Role::Created | Role::Retracted => marks.push((i, Some(true), None, None)),
+                Role::Repaired | Role::ContributedTo => marks.push((i, Some(true), None, at)),
+                _ if shipment == Some(&touch.resource) => {
+                    marks.push((i, Some(true), None, None));
                 }
-                _ if shipment == Some(&touch.resource) => marks.push((i, Some(true), None)),
                 // A citation only needs a record when the design is unknown (an unresolved
                 // reference); the custody refresh derives one then, and leaves designs alone.
                 Role::Consumed | Role::Received | Role::Cited => {
-                    marks.push((i, Some(false), None));
+                    marks.push((i, Some(false), None, at));
                 }
                 Role::Dispatched => {
                     let consignee = match &event.payload {
                         EventPayload::ShipmentDispatched(p) => Some(p.consignee.clone()),
                         _ => None,
                     };
-                    marks.push((i, Some(false), consignee));
+                    marks.push((i, Some(false), consignee, at));
                 }
             }
         }
         if let Some(retracted) = EventIndex::retracts(event) {
             for resource in facts.touched_by(retracted)? {
                 let i = entry(&resource);
-                marks.push((i, Some(true), None));
+                marks.push((i, Some(true), None, None));
             }
         }
     }
-    for (i, full, consignee) in marks {
+    let mut unbounded: HashSet<usize> = HashSet::new();
+    for (i, full, consignee, since) in marks {
         let target = &mut touched[i].1;
-        match full {
-            Some(true) => target.full = true,
-            Some(false) => target.custody = true,
-            None => {}
+        if let (Some(consignee), Some(at)) = (consignee, since) {
+            let earliest = target.consignees.entry(consignee).or_insert(at);
+            *earliest = (*earliest).min(at);
         }
-        if let Some(consignee) = consignee {
-            target.consignees.insert(consignee);
+        if full == Some(true) {
+            let first = !target.full;
+            target.full = true;
+            match since {
+                None => {
+                    unbounded.insert(i);
+                    target.since = None;
+                }
+                Some(at) if !unbounded.contains(&i) => {
+                    target.since = Some(if first {
+                        at
+                    } else {
+                        target.since.map_or(at, |s| s.min(at))
+                    });
+                }
+                Some(_) => {}
+            }
+        } else if full == Some(false) {
+            target.custody = true;
         }
     }
     Ok(touched)
@@ -336,16 +371,18 @@ pub fn refresh<F: Facts>(
     touched: Vec<(Iri, Touched)>,
     methods: &Methods,
 ) -> Result<usize, F::Error> {
-    let mut seeds = Vec::new();
+    let mut seeds: Vec<(Iri, Option<Timestamp>)> = Vec::new();
     let mut custody_only = Vec::new();
     for (resource, what) in &touched {
-        for consignee in &what.consignees {
+        for (consignee, since) in &what.consignees {
             for organization in reachable(facts, resource, consignee)? {
-                seeds.extend(facts.consumers(resource, &organization)?);
+                for consumer in facts.consumers(resource, &organization, *since)? {
+                    seeds.push((consumer, None));
+                }
             }
         }
         if what.full {
-            seeds.push(resource.clone());
+            seeds.push((resource.clone(), what.since));
         } else if what.custody {
             custody_only.push(resource.clone());
         }
@@ -419,27 +456,55 @@ fn save_if_changed<F: Facts>(
 
 /// The seeds and everything downstream of them, in an order where each resource comes after the
 /// ones it depends on (Kahn's algorithm); resources on a cycle come last, in the order reached.
-fn order<F: Facts>(facts: &mut F, seeds: Vec<Iri>) -> Result<Vec<Iri>, F::Error> {
+///
+/// A seed with a time only reaches what was made from it since then; what it reaches, and
+/// everything after, is followed in full.
+fn order<F: Facts>(
+    facts: &mut F,
+    seeds: Vec<(Iri, Option<Timestamp>)>,
+) -> Result<Vec<Iri>, F::Error> {
     let mut reached: Vec<Iri> = Vec::new();
-    let mut known: HashSet<Iri> = HashSet::new();
+    let mut listed: HashSet<Iri> = HashSet::new();
+    let mut known: HashMap<Iri, Option<Timestamp>> = HashMap::new();
     let mut edges: Vec<(Iri, Iri)> = Vec::new();
     let mut queue: VecDeque<Iri> = VecDeque::new();
-    for seed in seeds {
-        if known.insert(seed.clone()) {
-            queue.push_back(seed);
+    for (seed, since) in seeds {
+        match known.get_mut(&seed) {
+            Some(bound) => {
+                *bound = match (*bound, since) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    _ => None,
+                };
+            }
+            None => {
+                known.insert(seed.clone(), since);
+                queue.push_back(seed);
+            }
         }
     }
     while let Some(resource) = queue.pop_front() {
-        for flow in facts.flows_from(&resource)? {
+        let since = known.get(&resource).copied().flatten();
+        for flow in facts.flows_from(&resource, since)? {
             if !propagates(flow.kind) || flow.to == resource {
                 continue;
             }
             edges.push((resource.clone(), flow.to.clone()));
-            if known.insert(flow.to.clone()) {
-                queue.push_back(flow.to);
+            match known.get_mut(&flow.to) {
+                // Reached before, but only expanded since a time: expand it again in full.
+                Some(bound @ Some(_)) => {
+                    *bound = None;
+                    queue.push_back(flow.to);
+                }
+                Some(None) => {}
+                None => {
+                    known.insert(flow.to.clone(), None);
+                    queue.push_back(flow.to);
+                }
             }
         }
-        reached.push(resource);
+        if listed.insert(resource.clone()) {
+            reached.push(resource);
+        }
     }
     let mut waiting: HashMap<&Iri, usize> = HashMap::new();
     let mut next: HashMap<&Iri, Vec<&Iri>> = HashMap::new();
@@ -588,31 +653,18 @@ fn created_record<F: Facts>(
         EventPayload::DesignPublished(p) => {
             record.kind = Kind::Design;
             record.name = Some(p.name.to_string());
-            record.attribution = Some(design_attribution(
-                facts,
-                resource,
-                &creation.recorded_by,
-                methods,
-            )?);
+            record.attribution = attribution_at(facts, resource, None, methods, &mut Vec::new())?;
         }
         EventPayload::DesignForked(p) => {
             record.kind = Kind::Design;
             record.name = Some(p.name.to_string());
             record.design = Some(p.parent_design_id.clone());
-            let own = design_attribution(facts, resource, &creation.recorded_by, methods)?;
-            let parent = facts
-                .record(&p.parent_design_id)?
-                .and_then(|r| r.attribution);
-            if parent.is_none() {
+            if facts.events(&p.parent_design_id, CREATION)?.is_empty() {
                 record
                     .anomalies
                     .push(unresolved_parent(&p.parent_design_id, creation));
             }
-            record.attribution = Some(contribution::fork(
-                &own,
-                p.upstream_share.get(),
-                parent.as_ref(),
-            ));
+            record.attribution = attribution_at(facts, resource, None, methods, &mut Vec::new())?;
         }
         EventPayload::MaterialSourced(p) => {
             record.kind = Kind::MaterialLot;
@@ -657,25 +709,54 @@ fn contributions_to<F: Facts>(facts: &mut F, resource: &Iri) -> Result<Vec<Event
     facts.events(resource, &[Role::ContributedTo])
 }
 
-fn design_attribution<F: Facts>(
+/// A design's attribution as of `until` (`None`: now): its contributors' effort shares counting
+/// the contributions that occurred by then, and for a fork its parent's attribution as of the
+/// fork (or `until`, when earlier). What was contributed after something was made from a design
+/// did not go into it. `None` when the design was never recorded.
+fn attribution_at<F: Facts>(
     facts: &mut F,
-    resource: &Iri,
-    publisher: &OrganizationId,
+    design: &Iri,
+    until: Option<Timestamp>,
     methods: &Methods,
-) -> Result<Attribution, F::Error> {
-    let events = contributions_to(facts, resource)?;
+    path: &mut Vec<Iri>,
+) -> Result<Option<Attribution>, F::Error> {
+    if path.contains(design) {
+        return Ok(None);
+    }
+    let Some(creation) = facts.events(design, CREATION)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let events = contributions_to(facts, design)?;
     let contributions: Vec<_> = events
         .iter()
+        .filter(|e| until.is_none_or(|until| e.occurred_at <= until))
         .filter_map(|e| match &e.payload {
             EventPayload::ContributionRecorded(p) => Some(p),
             _ => None,
         })
         .collect();
-    Ok(contribution::design(
-        publisher,
-        &contributions,
-        &methods.contribution,
-    ))
+    let own = contribution::design(&creation.recorded_by, &contributions, &methods.contribution);
+    match &creation.payload {
+        EventPayload::DesignForked(p) => {
+            let parent_until = until.map_or(creation.occurred_at, |u| u.min(creation.occurred_at));
+            path.push(design.clone());
+            let parent = attribution_at(
+                facts,
+                &p.parent_design_id,
+                Some(parent_until),
+                methods,
+                path,
+            )?;
+            path.pop();
+            Ok(Some(contribution::fork(
+                &own,
+                p.upstream_share.get(),
+                parent.as_ref(),
+            )))
+        }
+        EventPayload::DesignPublished(_) => Ok(Some(own)),
+        _ => Ok(None),
+    }
 }
 
 fn batch<F: Facts>(
@@ -696,6 +777,7 @@ fn batch<F: Facts>(
             &input.resource,
             upstream.as_ref(),
             maker,
+            creation.occurred_at,
             &methods.factors,
         )?);
         input_records.push(upstream);
@@ -712,6 +794,7 @@ fn batch<F: Facts>(
                     &part.resource,
                     upstream.as_ref(),
                     &event.recorded_by,
+                    event.occurred_at,
                     &methods.factors,
                 )?);
             }
@@ -745,7 +828,13 @@ fn batch<F: Facts>(
     }
     record.footprint = Some(computed);
 
-    let design = facts.record(&p.design_id)?.and_then(|r| r.attribution);
+    let design = attribution_at(
+        facts,
+        &p.design_id,
+        Some(creation.occurred_at),
+        methods,
+        &mut Vec::new(),
+    )?;
     if design.is_none() {
         record
             .anomalies
@@ -834,6 +923,7 @@ fn input_footprint<F: Facts>(
     resource: &Iri,
     upstream: Option<&Record>,
     consumer: &OrganizationId,
+    at: Timestamp,
     factors: &Factors,
 ) -> Result<InputFootprint, F::Error> {
     let footprint = upstream.and_then(|u| u.footprint.clone());
@@ -845,7 +935,7 @@ fn input_footprint<F: Facts>(
                 creator,
                 factors,
             };
-            delivery.to(facts, consumer, &mut Vec::new())?
+            delivery.to(facts, consumer, at, &mut Vec::new())?
         }
         _ => (0.0, 0.0),
     };
@@ -866,15 +956,17 @@ struct Delivery<'a> {
 }
 
 impl Delivery<'_> {
-    /// kgCO2e per unit of the resource for bringing it from its creator to `organization`, and
-    /// the primary share of it: the mean over the shipments to `organization` of (the shipper's
-    /// own delivered transport + the shipment's emissions allocated to the resource, per unit).
-    /// `path` holds the organisations already on the way, so a resource shipped back and forth
-    /// counts each leg once.
+    /// kgCO2e per unit of the resource for bringing it from its creator to `organization` by
+    /// the time `at`, and the primary share of it: the mean over the shipments to `organization`
+    /// dispatched at `at` or before of (the shipper's own delivered transport by the time of the
+    /// dispatch + the shipment's emissions allocated to the resource, per unit). `path` holds
+    /// the organisations already on the way, so a resource shipped back and forth counts each
+    /// leg once.
     fn to<F: Facts>(
         &self,
         facts: &mut F,
         organization: &OrganizationId,
+        at: Timestamp,
         path: &mut Vec<OrganizationId>,
     ) -> Result<(f64, f64), F::Error> {
         if organization == self.creator || path.contains(organization) {
@@ -888,6 +980,9 @@ impl Delivery<'_> {
             let EventPayload::ShipmentDispatched(shipment) = &event.payload else {
                 continue;
             };
+            if event.occurred_at > at {
+                continue;
+            }
             let emissions = footprint::shipment_emissions(shipment, self.factors);
             let (mut kg, mut amount) = (0.0, 0.0);
             for (line, allocated) in shipment.lines.iter().zip(&emissions.lines) {
@@ -901,7 +996,8 @@ impl Delivery<'_> {
                 crate::payload::DataQuality::Primary => hop,
                 crate::payload::DataQuality::Secondary => 0.0,
             };
-            let (before, before_share) = self.to(facts, &event.recorded_by, path)?;
+            let (before, before_share) =
+                self.to(facts, &event.recorded_by, event.occurred_at, path)?;
             total += before + hop;
             primary += before * before_share + hop_primary;
             count += 1;

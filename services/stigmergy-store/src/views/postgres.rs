@@ -15,7 +15,9 @@ use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods};
 use stigmergy_domain::views::{Direction, EventIndex, Flow, Holding, Lineage, Record, Role, walk};
-use stigmergy_domain::{Event, EventId, Iri, LogPosition, OrganizationId, Quantity, Unit};
+use stigmergy_domain::{
+    Event, EventId, Iri, LogPosition, OrganizationId, PositiveAmount, Quantity, Timestamp, Unit,
+};
 
 use super::sqlite::{corrupt, kind_from, role_from};
 use super::{FootprintStatus, FootprintVersion, TimelineEntry, ViewStore, footprint_id};
@@ -55,6 +57,7 @@ CREATE TABLE flows (
     amount   DOUBLE PRECISION,
     unit     TEXT,
     organization TEXT NOT NULL,
+    occurred BIGINT NOT NULL,
     PRIMARY KEY (event_id, ordinal)
 );
 CREATE INDEX flows_by_to ON flows (to_id);
@@ -399,7 +402,7 @@ impl ViewStore for PostgresViewStore {
         self.run(move |client| {
             let mut statements = Statements::default();
             walk(&resource, direction, max_depth, |direction, frontier| {
-                neighbours(client, &mut statements, direction, frontier)
+                neighbours(client, &mut statements, direction, frontier, i64::MIN)
             })
         })
         .await
@@ -500,23 +503,34 @@ impl Facts for PostgresFacts<'_, '_> {
         Ok(events)
     }
 
-    fn flows_from(&mut self, resource: &Iri) -> Result<Vec<Flow>> {
+    fn flows_from(&mut self, resource: &Iri, since: Option<Timestamp>) -> Result<Vec<Flow>> {
         neighbours(
             self.transaction,
             &mut self.statements,
             Direction::Downstream,
             std::slice::from_ref(resource),
+            since.map_or(i64::MIN, |t| t.unix_micros()),
         )
     }
 
-    fn consumers(&mut self, resource: &Iri, organization: &OrganizationId) -> Result<Vec<Iri>> {
+    fn consumers(
+        &mut self,
+        resource: &Iri,
+        organization: &OrganizationId,
+        since: Timestamp,
+    ) -> Result<Vec<Iri>> {
         let rows = self.statements.query(
             self.transaction,
             "SELECT DISTINCT f.to_id COLLATE \"C\" FROM flows f
-             WHERE f.from_id = $1 AND f.organization = $2 AND f.kind IN ('input', 'part')
+             WHERE f.from_id = $1 AND f.organization = $2 AND f.occurred >= $3
+             AND f.kind IN ('input', 'part')
              AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
              ORDER BY 1",
-            &[&resource.as_str(), &organization.as_str()],
+            &[
+                &resource.as_str(),
+                &organization.as_str(),
+                &since.unix_micros(),
+            ],
         )?;
         iris(&rows)
     }
@@ -700,8 +714,8 @@ fn store_event(
     for (ordinal, row) in index.flows.iter().enumerate() {
         statements.execute(
             transaction,
-            "INSERT INTO flows (event_id, ordinal, from_id, to_id, kind, amount, unit, organization)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            "INSERT INTO flows (event_id, ordinal, from_id, to_id, kind, amount, unit, organization, occurred)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
             &[
                 &id,
                 &ordinal_param(ordinal)?,
@@ -711,6 +725,7 @@ fn store_event(
                 &row.quantity.map(|q| q.amount.get()),
                 &row.quantity.map(|q| q.unit.code()),
                 &event.recorded_by.as_str(),
+                &event.occurred_at.unix_micros(),
             ],
         )?;
     }
@@ -766,25 +781,26 @@ fn neighbours(
     statements: &mut Statements,
     direction: Direction,
     frontier: &[Iri],
+    since: i64,
 ) -> Result<Vec<Flow>> {
     let sql = match direction {
         Direction::Upstream => {
             "SELECT f.from_id, f.to_id, f.kind, f.amount, f.unit
              FROM unnest($1::text[]) WITH ORDINALITY AS frontier (node, n)
              JOIN flows f ON f.to_id = frontier.node
-             WHERE NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+             WHERE f.occurred >= $2 AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
              ORDER BY frontier.n, f.event_id, f.ordinal"
         }
         Direction::Downstream => {
             "SELECT f.from_id, f.to_id, f.kind, f.amount, f.unit
              FROM unnest($1::text[]) WITH ORDINALITY AS frontier (node, n)
              JOIN flows f ON f.from_id = frontier.node
-             WHERE NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+             WHERE f.occurred >= $2 AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
              ORDER BY frontier.n, f.event_id, f.ordinal"
         }
     };
     let nodes: Vec<&str> = frontier.iter().map(Iri::as_str).collect();
-    let rows = statements.query(client, sql, &[&nodes])?;
+    let rows = statements.query(client, sql, &[&nodes, &since])?;
     let mut flows = Vec::with_capacity(rows.len());
     for row in rows {
         let from: &str = row.try_get(0)?;
@@ -793,12 +809,10 @@ fn neighbours(
         let amount: Option<f64> = row.try_get(3)?;
         let unit: Option<&str> = row.try_get(4)?;
         let quantity = match (amount, unit) {
-            (Some(amount), Some(unit)) => Some(
-                serde_json::from_value::<Quantity>(
-                    serde_json::json!({ "amount": amount, "unit": unit }),
-                )
-                .map_err(corrupt)?,
-            ),
+            (Some(amount), Some(unit)) => Some(Quantity {
+                amount: PositiveAmount::new(amount).map_err(corrupt)?,
+                unit: Unit::from_code(unit).ok_or_else(|| corrupt(unit))?,
+            }),
             _ => None,
         };
         flows.push(Flow {

@@ -8,7 +8,9 @@ use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods};
 use stigmergy_domain::views::{
     Direction, EventIndex, Flow, FlowKind, Holding, Lineage, Record, Role, walk,
 };
-use stigmergy_domain::{Event, EventId, Iri, LogPosition, OrganizationId, Quantity, Unit};
+use stigmergy_domain::{
+    Event, EventId, Iri, LogPosition, OrganizationId, PositiveAmount, Quantity, Timestamp, Unit,
+};
 
 use super::{FootprintStatus, FootprintVersion, TimelineEntry, ViewStore, footprint_id};
 use crate::sqlite::SharedConnection;
@@ -43,6 +45,7 @@ CREATE TABLE IF NOT EXISTS flows (
     amount   REAL,
     unit     TEXT,
     organization TEXT NOT NULL,
+    occurred INTEGER NOT NULL,
     PRIMARY KEY (event_id, ordinal)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS flows_by_consumer ON flows (from_id, organization);
@@ -89,7 +92,7 @@ CREATE TABLE IF NOT EXISTS retracted (
 ";
 
 /// The version of the tables above; a store written by another version is rebuilt.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const TABLES: &[&str] = &[
     "projector_positions",
@@ -298,7 +301,7 @@ impl ViewStore for SqliteViewStore {
         self.connection
             .run(move |connection| {
                 walk(&resource, direction, max_depth, |direction, frontier| {
-                    neighbours(connection, direction, frontier)
+                    neighbours(connection, direction, frontier, i64::MIN)
                 })
             })
             .await
@@ -402,24 +405,34 @@ impl Facts for SqliteFacts<'_> {
         Ok(events)
     }
 
-    fn flows_from(&mut self, resource: &Iri) -> Result<Vec<Flow>> {
+    fn flows_from(&mut self, resource: &Iri, since: Option<Timestamp>) -> Result<Vec<Flow>> {
         neighbours(
             self.transaction,
             Direction::Downstream,
             std::slice::from_ref(resource),
+            since.map_or(i64::MIN, |t| t.unix_micros()),
         )
     }
 
-    fn consumers(&mut self, resource: &Iri, organization: &OrganizationId) -> Result<Vec<Iri>> {
+    fn consumers(
+        &mut self,
+        resource: &Iri,
+        organization: &OrganizationId,
+        since: Timestamp,
+    ) -> Result<Vec<Iri>> {
         let mut statement = self.transaction.prepare_cached(
             "SELECT DISTINCT to_id FROM flows WHERE from_id = ?1 AND organization = ?2
-             AND kind IN ('input', 'part') AND event_id NOT IN (SELECT event_id FROM retracted)
-             ORDER BY to_id",
+             AND occurred >= ?3 AND kind IN ('input', 'part')
+             AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY to_id",
         )?;
-        let rows = statement
-            .query_map(params![resource.as_str(), organization.as_str()], |row| {
-                row.get::<_, String>(0)
-            })?;
+        let rows = statement.query_map(
+            params![
+                resource.as_str(),
+                organization.as_str(),
+                since.unix_micros()
+            ],
+            |row| row.get::<_, String>(0),
+        )?;
         rows.map(|row| Iri::parse(row?).map_err(corrupt)).collect()
     }
 
@@ -591,8 +604,8 @@ fn store_event(
         touch.execute(params![row.resource.as_str(), id, row.role.name()])?;
     }
     let mut flow = transaction.prepare_cached(
-        "INSERT INTO flows (event_id, ordinal, from_id, to_id, kind, amount, unit, organization)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+        "INSERT INTO flows (event_id, ordinal, from_id, to_id, kind, amount, unit, organization, occurred)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
     )?;
     for (ordinal, row) in index.flows.iter().enumerate() {
         flow.execute(params![
@@ -604,6 +617,7 @@ fn store_event(
             row.quantity.map(|q| q.amount.get()),
             row.quantity.map(|q| q.unit.code()),
             event.recorded_by.as_str(),
+            event.occurred_at.unix_micros(),
         ])?;
     }
     let mut consignment = transaction.prepare_cached(
@@ -643,25 +657,28 @@ fn store_event(
     Ok(())
 }
 
+/// The flows into (upstream) or out of (downstream) the resources of `frontier`, of events that
+/// occurred at `since` (microseconds since the epoch) or later.
 fn neighbours(
     connection: &Connection,
     direction: Direction,
     frontier: &[Iri],
+    since: i64,
 ) -> Result<Vec<Flow>> {
     let sql = match direction {
         Direction::Upstream => {
-            "SELECT from_id, to_id, kind, amount, unit FROM flows WHERE to_id = ?1
+            "SELECT from_id, to_id, kind, amount, unit FROM flows WHERE to_id = ?1 AND occurred >= ?2
              AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY event_id, ordinal"
         }
         Direction::Downstream => {
-            "SELECT from_id, to_id, kind, amount, unit FROM flows WHERE from_id = ?1
+            "SELECT from_id, to_id, kind, amount, unit FROM flows WHERE from_id = ?1 AND occurred >= ?2
              AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY event_id, ordinal"
         }
     };
     let mut statement = connection.prepare_cached(sql)?;
     let mut flows = Vec::new();
     for node in frontier {
-        let rows = statement.query_map(params![node.as_str()], |row| {
+        let rows = statement.query_map(params![node.as_str(), since], |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, String>(1)?,
@@ -673,12 +690,10 @@ fn neighbours(
         for row in rows {
             let (from, to, kind, amount, unit) = row?;
             let quantity = match (amount, unit) {
-                (Some(amount), Some(unit)) => Some(
-                    serde_json::from_value::<Quantity>(
-                        serde_json::json!({ "amount": amount, "unit": unit }),
-                    )
-                    .map_err(corrupt)?,
-                ),
+                (Some(amount), Some(unit)) => Some(Quantity {
+                    amount: PositiveAmount::new(amount).map_err(corrupt)?,
+                    unit: Unit::from_code(&unit).ok_or_else(|| corrupt(&unit))?,
+                }),
                 _ => None,
             };
             flows.push(Flow {
