@@ -183,11 +183,12 @@ impl Facts for ReadStore {
         Ok(consumers)
     }
 
-    fn dispatches_to(
+    fn latest_dispatch_to(
         &mut self,
         resource: &Iri,
         consignee: &OrganizationId,
-    ) -> Result<Vec<Event>, Infallible> {
+        at: Timestamp,
+    ) -> Result<Option<Event>, Infallible> {
         Ok(self
             .live()
             .filter(|row| {
@@ -196,8 +197,10 @@ impl Facts for ReadStore {
                     .any(|c| &c.resource == resource && &c.consignee == consignee)
             })
             .filter_map(|row| self.events.get(&row.event_id))
-            .map(|(_, event)| event.clone())
-            .collect())
+            .map(|(_, event)| event)
+            .filter(|event| event.occurred_at <= at)
+            .max_by(|a, b| (a.occurred_at, a.event_id).cmp(&(b.occurred_at, b.event_id)))
+            .cloned())
     }
 
     fn consignees(
@@ -259,14 +262,17 @@ impl Facts for ReadStore {
             .collect())
     }
 
-    fn touched_by(&mut self, event: EventId) -> Result<Vec<Iri>, Infallible> {
+    fn touched_by(&mut self, event: EventId) -> Result<Option<(Timestamp, Vec<Iri>)>, Infallible> {
+        let Some((_, occurred)) = self.events.get(&event).map(|(p, e)| (p, e.occurred_at)) else {
+            return Ok(None);
+        };
         let mut resources: Vec<Iri> = Vec::new();
         for touch in self.rows.get(&event).into_iter().flat_map(|r| &r.touches) {
             if !resources.contains(&touch.resource) {
                 resources.push(touch.resource.clone());
             }
         }
-        Ok(resources)
+        Ok(Some((occurred, resources)))
     }
 
     fn record(&mut self, resource: &Iri) -> Result<Option<Record>, Infallible> {
@@ -1028,7 +1034,7 @@ fn a_measured_first_leg_stays_primary_behind_a_modelled_second_leg() {
 }
 
 #[test]
-fn delivery_transport_is_the_mean_over_the_shipments_the_consumer_received() {
+fn delivery_transport_is_that_of_the_latest_shipment_before_the_batch() {
     let oak = with(
         sourced(2, MILL, OAK, (1000.0, "KGM"), 2.0),
         &[("/payload/dataQuality", json!("secondary"))],
@@ -1041,28 +1047,35 @@ fn delivery_transport_is_the_mean_over_the_shipments_the_consumer_received() {
         dispatched(4, MILL, SHIP2, WORKSHOP, &[(OAK, 300.0, "KGM")], 100.0),
         &[("/payload/measuredEmissionsKgCo2e", json!(90.0))],
     );
-    // 0.1 per kg in the first shipment, 0.3 in the second: the mean per shipment is 0.2 (not
-    // the 100 / 400 = 0.25 per kg received). Per stool (10 from 100 kg): materials 20,
-    // transport 2, and only the transport is primary: 20 of 220.
+    let later = with(
+        dispatched(8, MILL, SHIP3, WORKSHOP, &[(OAK, 100.0, "KGM")], 100.0),
+        &[("/payload/measuredEmissionsKgCo2e", json!(50.0))],
+    );
+    // 0.1 per kg in the first shipment, 0.3 in the second: the batch (made after both) takes
+    // the second's, 0.3 per kg. Per stool (10 from 100 kg): materials 20, transport 3, and only
+    // the transport is primary: 3 of 23. A shipment dispatched after the batch changes nothing.
     check_footprint(
-        &[vec![
-            published(1, WORKSHOP, STOOL),
-            oak,
-            small,
-            large,
-            received(5, WORKSHOP, SHIP1, &[(OAK, 100.0, "KGM")]),
-            received(6, WORKSHOP, SHIP2, &[(OAK, 300.0, "KGM")]),
-            fabricated(
-                7,
-                WORKSHOP,
-                STOOLS,
-                STOOL,
-                (10.0, "H87"),
-                &[(OAK, 100.0, "KGM")],
-            ),
-        ]],
+        &[
+            vec![
+                published(1, WORKSHOP, STOOL),
+                oak,
+                small,
+                large,
+                received(5, WORKSHOP, SHIP1, &[(OAK, 100.0, "KGM")]),
+                received(6, WORKSHOP, SHIP2, &[(OAK, 300.0, "KGM")]),
+                fabricated(
+                    7,
+                    WORKSHOP,
+                    STOOLS,
+                    STOOL,
+                    (10.0, "H87"),
+                    &[(OAK, 100.0, "KGM")],
+                ),
+            ],
+            vec![later],
+        ],
         STOOLS,
-        footprint([20.0, 0.0, 2.0], Unit::Piece, 0.0, 20.0 / 220.0, &[]),
+        footprint([20.0, 0.0, 3.0], Unit::Piece, 0.0, 3.0 / 23.0, &[]),
     );
 }
 

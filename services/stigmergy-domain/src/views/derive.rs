@@ -207,12 +207,14 @@ pub trait Facts {
         organization: &OrganizationId,
         since: Timestamp,
     ) -> Result<Vec<Iri>, Self::Error>;
-    /// The dispatches of `resource` addressed to `consignee`, in event-id order.
-    fn dispatches_to(
+    /// The latest dispatch of `resource` addressed to `consignee` that occurred at `at` or
+    /// before (of two at the same time, the one with the greater event id).
+    fn latest_dispatch_to(
         &mut self,
         resource: &Iri,
         consignee: &OrganizationId,
-    ) -> Result<Vec<Event>, Self::Error>;
+        at: Timestamp,
+    ) -> Result<Option<Event>, Self::Error>;
     /// The organisations `shipper` dispatched `resource` to, in id order.
     fn consignees(
         &mut self,
@@ -228,8 +230,9 @@ pub trait Facts {
         resource: &Iri,
         organization: &OrganizationId,
     ) -> Result<Vec<EventId>, Self::Error>;
-    /// Every resource an event touches, retracted or not (to refresh them when it is retracted).
-    fn touched_by(&mut self, event: EventId) -> Result<Vec<Iri>, Self::Error>;
+    /// When an event occurred and every resource it touches, retracted or not (to refresh them
+    /// when it is retracted); `None` when the event is not known (yet).
+    fn touched_by(&mut self, event: EventId) -> Result<Option<(Timestamp, Vec<Iri>)>, Self::Error>;
     /// The record stored for `resource`.
     fn record(&mut self, resource: &Iri) -> Result<Option<Record>, Self::Error>;
     /// Stores the record of `resource`, and a new footprint version or a withdrawal.
@@ -273,6 +276,15 @@ pub struct Touched {
     pub since: Option<Timestamp>,
 }
 
+/// (index in `touched`, full (true) or custody (false), consignee, since): a `since` of `None`
+/// means "from the beginning".
+type Mark = (
+    usize,
+    Option<bool>,
+    Option<OrganizationId>,
+    Option<Timestamp>,
+);
+
 /// The resources a page of events touches, directly or through a retraction, and what each
 /// needs recomputed, in the order first touched.
 pub fn touched<F: Facts>(
@@ -288,12 +300,7 @@ pub fn touched<F: Facts>(
         })
     };
     // (resource, full, custody, consignee, since): `since` None means "from the beginning".
-    let mut marks: Vec<(
-        usize,
-        Option<bool>,
-        Option<OrganizationId>,
-        Option<Timestamp>,
-    )> = Vec::new();
+    let mut marks: Vec<Mark> = Vec::new();
     for (position, event) in page {
         let index = EventIndex::of(event, *position);
         for touch in &index.touches {
@@ -324,10 +331,13 @@ pub fn touched<F: Facts>(
                 }
             }
         }
-        if let Some(retracted) = EventIndex::retracts(event) {
-            for resource in facts.touched_by(retracted)? {
+        // What was made before the retracted event occurred never depended on it.
+        if let Some(retracted) = EventIndex::retracts(event)
+            && let Some((occurred, resources)) = facts.touched_by(retracted)?
+        {
+            for resource in resources {
                 let i = entry(&resource);
-                marks.push((i, Some(true), None, None));
+                marks.push((i, Some(true), None, Some(occurred)));
             }
         }
     }
@@ -957,11 +967,11 @@ struct Delivery<'a> {
 
 impl Delivery<'_> {
     /// kgCO2e per unit of the resource for bringing it from its creator to `organization` by
-    /// the time `at`, and the primary share of it: the mean over the shipments to `organization`
-    /// dispatched at `at` or before of (the shipper's own delivered transport by the time of the
-    /// dispatch + the shipment's emissions allocated to the resource, per unit). `path` holds
-    /// the organisations already on the way, so a resource shipped back and forth counts each
-    /// leg once.
+    /// the time `at`, and the primary share of it: the latest shipment of it to `organization`
+    /// dispatched at `at` or before (the one that delivered what was used then) — the shipment's
+    /// emissions allocated to the resource, per unit — plus, the same way, what brought it to
+    /// the shipper by the time of that dispatch. `path` holds the organisations already on the
+    /// way, so a resource shipped back and forth counts each leg once.
     fn to<F: Facts>(
         &self,
         facts: &mut F,
@@ -972,43 +982,32 @@ impl Delivery<'_> {
         if organization == self.creator || path.contains(organization) {
             return Ok((0.0, 0.0));
         }
-        path.push(organization.clone());
-        let mut total = 0.0;
-        let mut primary = 0.0;
-        let mut count = 0usize;
-        for event in facts.dispatches_to(self.resource, organization)? {
-            let EventPayload::ShipmentDispatched(shipment) = &event.payload else {
-                continue;
-            };
-            if event.occurred_at > at {
-                continue;
-            }
-            let emissions = footprint::shipment_emissions(shipment, self.factors);
-            let (mut kg, mut amount) = (0.0, 0.0);
-            for (line, allocated) in shipment.lines.iter().zip(&emissions.lines) {
-                if &line.resource == self.resource && allocated.unit == self.unit {
-                    kg += allocated.kg_co2e;
-                    amount += line.quantity.measure().amount;
-                }
-            }
-            let hop = if amount > 0.0 { kg / amount } else { 0.0 };
-            let hop_primary = match emissions.data_quality {
-                crate::payload::DataQuality::Primary => hop,
-                crate::payload::DataQuality::Secondary => 0.0,
-            };
-            let (before, before_share) =
-                self.to(facts, &event.recorded_by, event.occurred_at, path)?;
-            total += before + hop;
-            primary += before * before_share + hop_primary;
-            count += 1;
-        }
-        path.pop();
-        if count == 0 {
+        let Some(event) = facts.latest_dispatch_to(self.resource, organization, at)? else {
             return Ok((0.0, 0.0));
+        };
+        let EventPayload::ShipmentDispatched(shipment) = &event.payload else {
+            return Ok((0.0, 0.0));
+        };
+        let emissions = footprint::shipment_emissions(shipment, self.factors);
+        let (mut kg, mut amount) = (0.0, 0.0);
+        for (line, allocated) in shipment.lines.iter().zip(&emissions.lines) {
+            if &line.resource == self.resource && allocated.unit == self.unit {
+                kg += allocated.kg_co2e;
+                amount += line.quantity.measure().amount;
+            }
         }
-        let mean = total / count as f64;
+        let hop = if amount > 0.0 { kg / amount } else { 0.0 };
+        let hop_primary = match emissions.data_quality {
+            crate::payload::DataQuality::Primary => hop,
+            crate::payload::DataQuality::Secondary => 0.0,
+        };
+        path.push(organization.clone());
+        let (before, before_share) = self.to(facts, &event.recorded_by, event.occurred_at, path)?;
+        path.pop();
+        let total = before + hop;
+        let primary = before * before_share + hop_primary;
         let share = if total > 0.0 { primary / total } else { 0.0 };
-        Ok((mean, share))
+        Ok((total, share))
     }
 }
 

@@ -46,7 +46,7 @@ CREATE TABLE touches (
     resource TEXT NOT NULL,
     event_id UUID NOT NULL,
     role     TEXT NOT NULL,
-    PRIMARY KEY (resource, event_id, role)
+    PRIMARY KEY (resource, role, event_id)
 );
 CREATE TABLE flows (
     event_id UUID NOT NULL,
@@ -68,8 +68,10 @@ CREATE TABLE consignments (
     consignee TEXT NOT NULL,
     event_id  UUID NOT NULL,
     shipper   TEXT NOT NULL,
+    occurred  BIGINT NOT NULL,
     PRIMARY KEY (resource, consignee, event_id)
 );
+CREATE INDEX consignments_by_time ON consignments (resource, consignee, occurred);
 CREATE INDEX consignments_by_shipper ON consignments (resource, shipper);
 CREATE TABLE movements (
     event_id     UUID NOT NULL,
@@ -535,21 +537,27 @@ impl Facts for PostgresFacts<'_, '_> {
         iris(&rows)
     }
 
-    fn dispatches_to(&mut self, resource: &Iri, consignee: &OrganizationId) -> Result<Vec<Event>> {
+    fn latest_dispatch_to(
+        &mut self,
+        resource: &Iri,
+        consignee: &OrganizationId,
+        at: Timestamp,
+    ) -> Result<Option<Event>> {
         let rows = self.statements.query(
             self.transaction,
             "SELECT e.envelope FROM consignments c JOIN view_events e ON e.event_id = c.event_id
-             WHERE c.resource = $1 AND c.consignee = $2
+             WHERE c.resource = $1 AND c.consignee = $2 AND c.occurred <= $3
              AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = c.event_id)
-             ORDER BY c.event_id",
-            &[&resource.as_str(), &consignee.as_str()],
+             ORDER BY c.occurred DESC, c.event_id DESC LIMIT 1",
+            &[&resource.as_str(), &consignee.as_str(), &at.unix_micros()],
         )?;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in rows {
-            let envelope: &str = row.try_get(0)?;
-            events.push(serde_json::from_str(envelope).map_err(corrupt)?);
+        match rows.first() {
+            Some(row) => {
+                let envelope: &str = row.try_get(0)?;
+                Ok(Some(serde_json::from_str(envelope).map_err(corrupt)?))
+            }
+            None => Ok(None),
         }
-        Ok(events)
     }
 
     fn consignees(
@@ -614,19 +622,24 @@ impl Facts for PostgresFacts<'_, '_> {
         Ok(events)
     }
 
-    fn touched_by(&mut self, event: EventId) -> Result<Vec<Iri>> {
+    fn touched_by(&mut self, event: EventId) -> Result<Option<(Timestamp, Vec<Iri>)>> {
         let id = event.uuid();
+        let occurred = self.statements.query(
+            self.transaction,
+            "SELECT occurred_at FROM view_events WHERE event_id = $1",
+            &[&id],
+        )?;
+        let Some(occurred) = occurred.first() else {
+            return Ok(None);
+        };
+        let occurred: &str = occurred.try_get(0)?;
+        let occurred = Timestamp::parse(occurred).map_err(corrupt)?;
         let rows = self.statements.query(
             self.transaction,
             "SELECT DISTINCT resource COLLATE \"C\" FROM touches WHERE event_id = $1 ORDER BY 1",
             &[&id],
         )?;
-        let mut resources = Vec::with_capacity(rows.len());
-        for row in rows {
-            let resource: &str = row.try_get(0)?;
-            resources.push(Iri::parse(resource).map_err(corrupt)?);
-        }
-        Ok(resources)
+        Ok(Some((occurred, iris(&rows)?)))
     }
 
     fn record(&mut self, resource: &Iri) -> Result<Option<Record>> {
@@ -732,13 +745,14 @@ fn store_event(
     for row in &index.consignments {
         statements.execute(
             transaction,
-            "INSERT INTO consignments (resource, consignee, event_id, shipper)
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            "INSERT INTO consignments (resource, consignee, event_id, shipper, occurred)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             &[
                 &row.resource.as_str(),
                 &row.consignee.as_str(),
                 &id,
                 &row.shipper.as_str(),
+                &event.occurred_at.unix_micros(),
             ],
         )?;
     }

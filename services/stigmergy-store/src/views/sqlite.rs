@@ -1,5 +1,6 @@
 //! The embedded adapter of the views store: `views.sqlite` in the data directory.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS touches (
     resource TEXT NOT NULL,
     event_id BLOB NOT NULL,
     role     TEXT NOT NULL,
-    PRIMARY KEY (resource, event_id, role)
+    PRIMARY KEY (resource, role, event_id)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS flows (
     event_id BLOB NOT NULL,
@@ -54,8 +55,10 @@ CREATE TABLE IF NOT EXISTS consignments (
     consignee TEXT NOT NULL,
     event_id  BLOB NOT NULL,
     shipper   TEXT NOT NULL,
+    occurred  INTEGER NOT NULL,
     PRIMARY KEY (resource, consignee, event_id)
 ) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS consignments_by_time ON consignments (resource, consignee, occurred);
 CREATE INDEX IF NOT EXISTS consignments_by_shipper ON consignments (resource, shipper);
 CREATE INDEX IF NOT EXISTS flows_by_to ON flows (to_id);
 CREATE INDEX IF NOT EXISTS flows_by_from ON flows (from_id);
@@ -92,7 +95,7 @@ CREATE TABLE IF NOT EXISTS retracted (
 ";
 
 /// The version of the tables above; a store written by another version is rebuilt.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 5;
 
 const TABLES: &[&str] = &[
     "projector_positions",
@@ -196,7 +199,14 @@ impl SqliteViewStore {
     pub fn open(dir: &Path, methods: Methods) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-        let connection = Connection::open(dir.join("views.sqlite"))?;
+        // The connection is only ever used behind the store's mutex: SQLite's own locking is not
+        // needed.
+        let connection = Connection::open_with_flags(
+            dir.join("views.sqlite"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         // The views can be rebuilt from the log, so a commit need not wait for the disk: after a
         // power loss the store is consistent at an earlier position and replays from there.
@@ -244,6 +254,8 @@ impl ViewStore for SqliteViewStore {
                 let mut facts = SqliteFacts {
                     transaction: &transaction,
                     issued_at: last,
+                    events: page.iter().map(|(_, e)| (e.event_id, e.clone())).collect(),
+                    records: HashMap::new(),
                 };
                 let touched = derive::touched(&mut facts, &page)?;
                 derive::refresh(&mut facts, touched, &methods)?;
@@ -265,7 +277,7 @@ impl ViewStore for SqliteViewStore {
                 let mut statement = connection.prepare_cached(
                     "SELECT e.position, e.envelope, t.role FROM touches t
                  JOIN view_events e ON e.event_id = t.event_id
-                 WHERE t.resource = ?1 AND t.event_id NOT IN (SELECT event_id FROM retracted)
+                 WHERE t.resource = ?1 AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = t.event_id)
                  ORDER BY e.occurred_at, e.position, t.role",
                 )?;
                 let rows = statement.query_map(params![resource], |row| {
@@ -382,6 +394,23 @@ struct SqliteFacts<'t> {
     transaction: &'t Transaction<'t>,
     /// The position of the page's last event, stamped on the footprint versions it issues.
     issued_at: LogPosition,
+    /// The events read (or applied) in this transaction, parsed once.
+    events: HashMap<EventId, Event>,
+    /// The records read or written in this transaction.
+    records: HashMap<Iri, Option<Record>>,
+}
+
+impl SqliteFacts<'_> {
+    /// The event of a row (id, envelope), parsed unless it was already.
+    fn event(&mut self, id: &[u8], envelope: &str) -> Result<Event> {
+        let id = event_id_from(id)?;
+        if let Some(event) = self.events.get(&id) {
+            return Ok(event.clone());
+        }
+        let event: Event = serde_json::from_str(envelope).map_err(corrupt)?;
+        self.events.insert(id, event.clone());
+        Ok(event)
+    }
 }
 
 impl Facts for SqliteFacts<'_> {
@@ -392,17 +421,19 @@ impl Facts for SqliteFacts<'_> {
         let sql = format!(
             "SELECT DISTINCT e.event_id, e.envelope FROM touches t JOIN view_events e ON e.event_id = t.event_id
              WHERE t.resource = ?1 AND t.role IN ({})
-             AND t.event_id NOT IN (SELECT event_id FROM retracted) ORDER BY e.event_id",
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = t.event_id) ORDER BY e.event_id",
             names.join(", ")
         );
         let mut statement = self.transaction.prepare_cached(&sql)?;
-        let rows =
-            statement.query_map(params![resource.as_str()], |row| row.get::<_, String>(1))?;
-        let mut events = Vec::new();
-        for row in rows {
-            events.push(serde_json::from_str(&row?).map_err(corrupt)?);
-        }
-        Ok(events)
+        let rows = statement
+            .query_map(params![resource.as_str()], |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(statement);
+        rows.iter()
+            .map(|(id, envelope)| self.event(id, envelope))
+            .collect()
     }
 
     fn flows_from(&mut self, resource: &Iri, since: Option<Timestamp>) -> Result<Vec<Flow>> {
@@ -421,9 +452,9 @@ impl Facts for SqliteFacts<'_> {
         since: Timestamp,
     ) -> Result<Vec<Iri>> {
         let mut statement = self.transaction.prepare_cached(
-            "SELECT DISTINCT to_id FROM flows WHERE from_id = ?1 AND organization = ?2
-             AND occurred >= ?3 AND kind IN ('input', 'part')
-             AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY to_id",
+            "SELECT DISTINCT f.to_id FROM flows f WHERE f.from_id = ?1 AND f.organization = ?2
+             AND f.occurred >= ?3 AND f.kind IN ('input', 'part')
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id) ORDER BY f.to_id",
         )?;
         let rows = statement.query_map(
             params![
@@ -436,17 +467,27 @@ impl Facts for SqliteFacts<'_> {
         rows.map(|row| Iri::parse(row?).map_err(corrupt)).collect()
     }
 
-    fn dispatches_to(&mut self, resource: &Iri, consignee: &OrganizationId) -> Result<Vec<Event>> {
+    fn latest_dispatch_to(
+        &mut self,
+        resource: &Iri,
+        consignee: &OrganizationId,
+        at: Timestamp,
+    ) -> Result<Option<Event>> {
         let mut statement = self.transaction.prepare_cached(
-            "SELECT e.envelope FROM consignments c JOIN view_events e ON e.event_id = c.event_id
-             WHERE c.resource = ?1 AND c.consignee = ?2
-             AND c.event_id NOT IN (SELECT event_id FROM retracted) ORDER BY c.event_id",
+            "SELECT e.event_id, e.envelope FROM consignments c JOIN view_events e ON e.event_id = c.event_id
+             WHERE c.resource = ?1 AND c.consignee = ?2 AND c.occurred <= ?3
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = c.event_id)
+             ORDER BY c.occurred DESC, c.event_id DESC LIMIT 1",
         )?;
-        let rows = statement.query_map(params![resource.as_str(), consignee.as_str()], |row| {
-            row.get::<_, String>(0)
-        })?;
-        rows.map(|row| serde_json::from_str(&row?).map_err(corrupt))
-            .collect()
+        let row: Option<(Vec<u8>, String)> = statement
+            .query_row(
+                params![resource.as_str(), consignee.as_str(), at.unix_micros()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        drop(statement);
+        row.map(|(id, envelope)| self.event(&id, &envelope))
+            .transpose()
     }
 
     fn consignees(
@@ -455,8 +496,9 @@ impl Facts for SqliteFacts<'_> {
         shipper: &OrganizationId,
     ) -> Result<Vec<OrganizationId>> {
         let mut statement = self.transaction.prepare_cached(
-            "SELECT DISTINCT consignee FROM consignments WHERE resource = ?1 AND shipper = ?2
-             AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY consignee",
+            "SELECT DISTINCT c.consignee FROM consignments c WHERE c.resource = ?1 AND c.shipper = ?2
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = c.event_id)
+             ORDER BY c.consignee",
         )?;
         let rows = statement.query_map(params![resource.as_str(), shipper.as_str()], |row| {
             row.get::<_, String>(0)
@@ -468,7 +510,8 @@ impl Facts for SqliteFacts<'_> {
         let mut statement = self.transaction.prepare_cached(
             "SELECT organization, unit, total(CASE WHEN inflow THEN amount ELSE 0 END),
              total(CASE WHEN inflow THEN 0 ELSE amount END)
-             FROM movements WHERE resource = ?1 AND event_id NOT IN (SELECT event_id FROM retracted)
+             FROM movements m WHERE m.resource = ?1
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = m.event_id)
              GROUP BY organization, unit ORDER BY organization, unit",
         )?;
         let rows = statement.query_map(params![resource.as_str()], |row| {
@@ -498,8 +541,9 @@ impl Facts for SqliteFacts<'_> {
         organization: &OrganizationId,
     ) -> Result<Vec<EventId>> {
         let mut statement = self.transaction.prepare_cached(
-            "SELECT DISTINCT event_id FROM movements WHERE resource = ?1 AND organization = ?2
-             AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY event_id",
+            "SELECT DISTINCT m.event_id FROM movements m WHERE m.resource = ?1 AND m.organization = ?2
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = m.event_id)
+             ORDER BY m.event_id",
         )?;
         let rows = statement
             .query_map(params![resource.as_str(), organization.as_str()], |row| {
@@ -508,7 +552,16 @@ impl Facts for SqliteFacts<'_> {
         rows.map(|row| event_id_from(&row?)).collect()
     }
 
-    fn touched_by(&mut self, event: EventId) -> Result<Vec<Iri>> {
+    fn touched_by(&mut self, event: EventId) -> Result<Option<(Timestamp, Vec<Iri>)>> {
+        let occurred: Option<String> = self
+            .transaction
+            .prepare_cached("SELECT occurred_at FROM view_events WHERE event_id = ?1")?
+            .query_row(params![&event.as_bytes()[..]], |row| row.get(0))
+            .optional()?;
+        let Some(occurred) = occurred else {
+            return Ok(None);
+        };
+        let occurred = Timestamp::parse(&occurred).map_err(corrupt)?;
         let mut statement = self.transaction.prepare_cached(
             "SELECT DISTINCT resource FROM touches WHERE event_id = ?1 ORDER BY resource",
         )?;
@@ -519,14 +572,20 @@ impl Facts for SqliteFacts<'_> {
         for row in rows {
             resources.push(Iri::parse(row?).map_err(corrupt)?);
         }
-        Ok(resources)
+        Ok(Some((occurred, resources)))
     }
 
     fn record(&mut self, resource: &Iri) -> Result<Option<Record>> {
-        read_record(self.transaction, resource)
+        if let Some(record) = self.records.get(resource) {
+            return Ok(record.clone());
+        }
+        let record = read_record(self.transaction, resource)?;
+        self.records.insert(resource.clone(), record.clone());
+        Ok(record)
     }
 
     fn save(&mut self, resource: &Iri, record: &Record, change: FootprintChange) -> Result<()> {
+        self.records.insert(resource.clone(), Some(record.clone()));
         let json = serde_json::to_string(record).map_err(corrupt)?;
         self.transaction
             .prepare_cached(
@@ -621,15 +680,16 @@ fn store_event(
         ])?;
     }
     let mut consignment = transaction.prepare_cached(
-        "INSERT INTO consignments (resource, consignee, event_id, shipper) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT DO NOTHING",
+        "INSERT INTO consignments (resource, consignee, event_id, shipper, occurred)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
     )?;
     for row in &index.consignments {
         consignment.execute(params![
             row.resource.as_str(),
             row.consignee.as_str(),
             id,
-            row.shipper.as_str()
+            row.shipper.as_str(),
+            event.occurred_at.unix_micros(),
         ])?;
     }
     let mut movement = transaction.prepare_cached(
@@ -667,12 +727,14 @@ fn neighbours(
 ) -> Result<Vec<Flow>> {
     let sql = match direction {
         Direction::Upstream => {
-            "SELECT from_id, to_id, kind, amount, unit FROM flows WHERE to_id = ?1 AND occurred >= ?2
-             AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY event_id, ordinal"
+            "SELECT f.from_id, f.to_id, f.kind, f.amount, f.unit FROM flows f WHERE f.to_id = ?1
+             AND f.occurred >= ?2 AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+             ORDER BY f.event_id, f.ordinal"
         }
         Direction::Downstream => {
-            "SELECT from_id, to_id, kind, amount, unit FROM flows WHERE from_id = ?1 AND occurred >= ?2
-             AND event_id NOT IN (SELECT event_id FROM retracted) ORDER BY event_id, ordinal"
+            "SELECT f.from_id, f.to_id, f.kind, f.amount, f.unit FROM flows f WHERE f.from_id = ?1
+             AND f.occurred >= ?2 AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+             ORDER BY f.event_id, f.ordinal"
         }
     };
     let mut statement = connection.prepare_cached(sql)?;
