@@ -39,7 +39,7 @@ impl Projector {
             name: name.into(),
             log,
             store,
-            page_size: 1000,
+            page_size: 5000,
         }
     }
 
