@@ -153,10 +153,14 @@ impl Facts for ReadStore {
         let mut flows = Vec::new();
         for row in self.live() {
             let occurred = self.events.get(&row.event_id).map(|(_, e)| e.occurred_at);
-            if since.is_some_and(|since| occurred.is_some_and(|at| at < since)) {
-                continue;
-            }
-            flows.extend(row.flows.iter().filter(|f| &f.from == resource).cloned());
+            let before = since.is_some_and(|since| occurred.is_some_and(|at| at < since));
+            flows.extend(
+                row.flows
+                    .iter()
+                    .filter(|f| &f.from == resource)
+                    .filter(|f| !before || matches!(f.kind, FlowKind::Input | FlowKind::Part))
+                    .cloned(),
+            );
         }
         Ok(flows)
     }

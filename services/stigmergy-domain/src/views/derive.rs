@@ -114,6 +114,10 @@ pub struct Record {
     pub design: Option<Iri>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footprint: Option<Footprint>,
+    /// The footprint without the repairs, when it was repaired: what passes on to what is made
+    /// from it (a repair belongs to the life of the repaired item, cut off like recycling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production: Option<Footprint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -130,6 +134,7 @@ impl Record {
             quantity: None,
             design: None,
             footprint: None,
+            production: None,
             attribution: None,
             anomalies: Vec::new(),
         }
@@ -145,6 +150,7 @@ impl Record {
             && self.quantity == other.quantity
             && self.design == other.design
             && same_footprint(self.footprint.as_ref(), other.footprint.as_ref())
+            && same_footprint(self.production.as_ref(), other.production.as_ref())
             && match (&self.attribution, &other.attribution) {
                 (Some(a), Some(b)) => a.same_as(b),
                 (None, None) => true,
@@ -192,8 +198,9 @@ pub trait Facts {
 
     /// The events touching `resource` in one of `roles`, in event-id order.
     fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Event>, Self::Error>;
-    /// The flows out of `resource` of events that occurred at `since` or later (all with
-    /// `None`).
+    /// The flows out of `resource`: every input and part flow, and the design and fork flows of
+    /// events that occurred at `since` or later (all with `None`). A batch or fork depends on
+    /// its design as it was when it was made, but on its inputs as they are.
     fn flows_from(
         &mut self,
         resource: &Iri,
@@ -398,11 +405,24 @@ pub fn refresh<F: Facts>(
         }
     }
     let mut saved = 0;
-    let ordered = order(facts, seeds)?;
+    let (ordered, acyclic) = order(facts, seeds)?;
     let done: HashSet<&Iri> = ordered.iter().collect();
     for resource in &ordered {
         let derived = derive(facts, resource, methods)?;
         saved += usize::from(save_if_changed(facts, resource, derived)?);
+    }
+    // Resources on a cycle (a batch repaired with a part made from it) and what depends on them:
+    // a repaired resource depends on its parts, but what is made from it only on its production
+    // footprint, so going over them again until nothing changes ends in at most a few passes.
+    for _ in 0..MAX_CYCLE_PASSES {
+        let mut changed = false;
+        for resource in &ordered[acyclic..] {
+            let derived = derive(facts, resource, methods)?;
+            changed |= save_if_changed(facts, resource, derived)?;
+        }
+        if !changed {
+            break;
+        }
     }
     for resource in custody_only.iter().filter(|r| !done.contains(r)) {
         let derived = match facts.record(resource)? {
@@ -422,6 +442,9 @@ pub fn refresh<F: Facts>(
     }
     Ok(saved)
 }
+
+/// How many times at most the resources on a cycle are derived again.
+const MAX_CYCLE_PASSES: usize = 8;
 
 /// `consignee` and every organisation it (or they, in turn) shipped `resource` on to.
 fn reachable<F: Facts>(
@@ -472,7 +495,7 @@ fn save_if_changed<F: Facts>(
 fn order<F: Facts>(
     facts: &mut F,
     seeds: Vec<(Iri, Option<Timestamp>)>,
-) -> Result<Vec<Iri>, F::Error> {
+) -> Result<(Vec<Iri>, usize), F::Error> {
     let mut reached: Vec<Iri> = Vec::new();
     let mut listed: HashSet<Iri> = HashSet::new();
     let mut known: HashMap<Iri, Option<Timestamp>> = HashMap::new();
@@ -541,12 +564,13 @@ fn order<F: Facts>(
             }
         }
     }
+    let acyclic = ordered.len();
     for resource in &reached {
         if !placed.contains(resource) {
             ordered.push(resource.clone());
         }
     }
-    Ok(ordered)
+    Ok((ordered, acyclic))
 }
 
 const CREATION: &[Role] = &[Role::Created];
@@ -836,6 +860,9 @@ fn batch<F: Facts>(
             });
         }
     }
+    if !repairs.is_empty() {
+        record.production = Some(footprint::batch(p, &inputs, &[], &methods.factors));
+    }
     record.footprint = Some(computed);
 
     let design = attribution_at(
@@ -936,7 +963,7 @@ fn input_footprint<F: Facts>(
     at: Timestamp,
     factors: &Factors,
 ) -> Result<InputFootprint, F::Error> {
-    let footprint = upstream.and_then(|u| u.footprint.clone());
+    let footprint = upstream.and_then(|u| u.production.clone().or_else(|| u.footprint.clone()));
     let (per_unit, primary) = match (&footprint, upstream.and_then(|u| u.created_by.as_ref())) {
         (Some(fp), Some(creator)) => {
             let delivery = Delivery {

@@ -802,14 +802,14 @@ fn neighbours(
             "SELECT f.from_id, f.to_id, f.kind, f.amount, f.unit
              FROM unnest($1::text[]) WITH ORDINALITY AS frontier (node, n)
              JOIN flows f ON f.to_id = frontier.node
-             WHERE f.occurred >= $2 AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+             WHERE (f.occurred >= $2 OR f.kind IN ('input', 'part')) AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
              ORDER BY frontier.n, f.event_id, f.ordinal"
         }
         Direction::Downstream => {
             "SELECT f.from_id, f.to_id, f.kind, f.amount, f.unit
              FROM unnest($1::text[]) WITH ORDINALITY AS frontier (node, n)
              JOIN flows f ON f.from_id = frontier.node
-             WHERE f.occurred >= $2 AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+             WHERE (f.occurred >= $2 OR f.kind IN ('input', 'part')) AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
              ORDER BY frontier.n, f.event_id, f.ordinal"
         }
     };

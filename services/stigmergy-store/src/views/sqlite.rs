@@ -728,12 +728,14 @@ fn neighbours(
     let sql = match direction {
         Direction::Upstream => {
             "SELECT f.from_id, f.to_id, f.kind, f.amount, f.unit FROM flows f WHERE f.to_id = ?1
-             AND f.occurred >= ?2 AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+             AND (f.occurred >= ?2 OR f.kind IN ('input', 'part'))
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
              ORDER BY f.event_id, f.ordinal"
         }
         Direction::Downstream => {
             "SELECT f.from_id, f.to_id, f.kind, f.amount, f.unit FROM flows f WHERE f.from_id = ?1
-             AND f.occurred >= ?2 AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+             AND (f.occurred >= ?2 OR f.kind IN ('input', 'part'))
+             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
              ORDER BY f.event_id, f.ordinal"
         }
     };
