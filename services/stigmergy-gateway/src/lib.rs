@@ -334,6 +334,7 @@ pub struct Amount {
 
 /// kgCO2e by category.
 #[derive(Debug, SimpleObject)]
+#[graphql(name = "Breakdown")]
 pub struct BreakdownView {
     materials: f64,
     fabrication: f64,
@@ -342,6 +343,7 @@ pub struct BreakdownView {
 
 /// A cradle-to-gate footprint per declared unit, as issued in one version.
 #[derive(Debug, SimpleObject)]
+#[graphql(name = "Footprint")]
 pub struct FootprintView {
     /// The version's id (stable: a UUIDv5 of the resource and the version number).
     id: Option<String>,
@@ -351,6 +353,7 @@ pub struct FootprintView {
     /// The ids of the versions it replaces, most recent first.
     preceding_ids: Vec<String>,
     /// kgCO2e per declared unit, all categories.
+    #[graphql(name = "kgCo2ePerUnit")]
     kg_co2e_per_unit: f64,
     breakdown: BreakdownView,
     /// The unit the figures are per (the kilogram for any mass unit).

@@ -76,10 +76,14 @@ fn postgres_server() -> Option<String> {
 /// A fresh database on `server` (dropped first if a previous run left it), and its URL.
 fn fresh_database(server: &str, name: &str) -> String {
     let server = server.to_owned();
-    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}");
+    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    let create = format!("CREATE DATABASE {name}");
     std::thread::spawn(move || {
         postgres::Client::connect(&server, postgres::NoTls)
-            .and_then(|mut client| client.batch_execute(&sql))
+            .and_then(|mut client| {
+                client.batch_execute(&drop)?;
+                client.batch_execute(&create)
+            })
             .map(|_| server)
     })
     .join()
