@@ -109,16 +109,18 @@ impl ReadStore {
     /// rows and the retracted ids, then refreshes the records the page affects. Returns how many
     /// records were saved.
     fn apply(&mut self, page: &[(LogPosition, Event)]) -> usize {
+        let mut indexed = Vec::with_capacity(page.len());
         for (position, event) in page {
-            self.rows
-                .insert(event.event_id, EventIndex::of(event, *position));
+            let index = EventIndex::of(event, *position);
+            indexed.push((event, index.clone()));
+            self.rows.insert(event.event_id, index);
             if let Some(retracted) = EventIndex::retracts(event) {
                 self.retracted.insert(retracted);
             }
             self.events
                 .insert(event.event_id, (*position, event.clone()));
         }
-        let touched = infallible(derive::touched(self, page));
+        let touched = infallible(derive::touched(self, &indexed));
         infallible(derive::refresh(self, touched, &Methods::default()))
     }
 

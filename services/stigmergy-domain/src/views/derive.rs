@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventPayload, LogPosition};
+use crate::event::{Event, EventPayload};
 use crate::ids::{CountryCode, EventId, Iri, OrganizationId};
 use crate::payload::{BatchFabricated, Place, TransportMode};
 use crate::time::Timestamp;
@@ -294,9 +294,11 @@ type Mark = (
 
 /// The resources a page of events touches, directly or through a retraction, and what each
 /// needs recomputed, in the order first touched.
+///
+/// `page` pairs each event with its index rows, as the store just wrote them.
 pub fn touched<F: Facts>(
     facts: &mut F,
-    page: &[(LogPosition, Event)],
+    page: &[(&Event, EventIndex)],
 ) -> Result<Vec<(Iri, Touched)>, F::Error> {
     let mut touched: Vec<(Iri, Touched)> = Vec::new();
     let mut at: HashMap<Iri, usize> = HashMap::new();
@@ -308,8 +310,7 @@ pub fn touched<F: Facts>(
     };
     // (resource, full, custody, consignee, since): `since` None means "from the beginning".
     let mut marks: Vec<Mark> = Vec::new();
-    for (position, event) in page {
-        let index = EventIndex::of(event, *position);
+    for (event, index) in page {
         for touch in &index.touches {
             let i = entry(&touch.resource);
             let shipment = match &event.payload {

@@ -346,15 +346,17 @@ impl ViewStore for PostgresViewStore {
                 &[&PROJECTOR_LOCK, &projector],
             )?;
             let mut statements = Statements::default();
+            let mut indexed = Vec::with_capacity(page.len());
             for (position, event) in &page {
-                store_event(&mut transaction, &mut statements, *position, event)?;
+                let index = store_event(&mut transaction, &mut statements, *position, event)?;
+                indexed.push((event, index));
             }
             let mut facts = PostgresFacts {
                 transaction: &mut transaction,
                 statements,
                 issued_at: last,
             };
-            let touched = derive::touched(&mut facts, &page)?;
+            let touched = derive::touched(&mut facts, &indexed)?;
             derive::refresh(&mut facts, touched, &methods)?;
             transaction.execute(
                 "INSERT INTO projector_positions (projector, position) VALUES ($1, $2)
@@ -694,12 +696,13 @@ impl Facts for PostgresFacts<'_, '_> {
     }
 }
 
+/// Writes an event and its index rows (upserts), and returns the rows for the refresh.
 fn store_event(
     transaction: &mut Transaction<'_>,
     statements: &mut Statements,
     position: LogPosition,
     event: &Event,
-) -> Result<()> {
+) -> Result<EventIndex> {
     let id = event.event_id.uuid();
     let envelope = serde_json::to_string(event).map_err(corrupt)?;
     statements.execute(
@@ -779,7 +782,7 @@ fn store_event(
             &[&retracted.uuid(), &id],
         )?;
     }
-    Ok(())
+    Ok(index)
 }
 
 fn ordinal_param(ordinal: usize) -> Result<i32> {

@@ -248,8 +248,9 @@ impl ViewStore for SqliteViewStore {
                     return Ok(());
                 };
                 let transaction = connection.transaction()?;
+                let mut indexed = Vec::with_capacity(page.len());
                 for (position, event) in &page {
-                    store_event(&transaction, *position, event)?;
+                    indexed.push((event, store_event(&transaction, *position, event)?));
                 }
                 let mut facts = SqliteFacts {
                     transaction: &transaction,
@@ -257,7 +258,7 @@ impl ViewStore for SqliteViewStore {
                     events: page.iter().map(|(_, e)| (e.event_id, e.clone())).collect(),
                     records: HashMap::new(),
                 };
-                let touched = derive::touched(&mut facts, &page)?;
+                let touched = derive::touched(&mut facts, &indexed)?;
                 derive::refresh(&mut facts, touched, &methods)?;
                 transaction.execute(
                     "INSERT INTO projector_positions (projector, position) VALUES (?1, ?2)
@@ -634,11 +635,12 @@ fn event_id_from(bytes: &[u8]) -> Result<EventId> {
         .map_err(corrupt)
 }
 
+/// Writes an event and its index rows (upserts), and returns the rows for the refresh.
 fn store_event(
     transaction: &rusqlite::Transaction<'_>,
     position: LogPosition,
     event: &Event,
-) -> Result<()> {
+) -> Result<EventIndex> {
     let id = &event.event_id.as_bytes()[..];
     let envelope = serde_json::to_string(event).map_err(corrupt)?;
     transaction
@@ -714,7 +716,7 @@ fn store_event(
             )?
             .execute(params![&retracted.as_bytes()[..], id])?;
     }
-    Ok(())
+    Ok(index)
 }
 
 /// The flows into (upstream) or out of (downstream) the resources of `frontier`, of events that
