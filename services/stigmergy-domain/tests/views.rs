@@ -14,12 +14,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use stigmergy_domain::views::derive::{self, Methods};
 use stigmergy_domain::views::{
     AnomalyKind, Breakdown, Direction, EventIndex, Factors, Facts, Flow, FlowKind, Footprint,
-    FootprintChange, Holding, METHOD, METHOD_VERSION, Record, Role, journey, walk,
+    FootprintChange, Holding, METHOD, METHOD_VERSION, Memo, Record, Role, journey, walk,
 };
 use stigmergy_domain::{
     CountryCode, Event, EventId, EventPayload, EventType, Iri, LogPosition, OrganizationId,
@@ -85,6 +86,54 @@ struct ReadStore {
     versions: Vec<(Iri, u32, FootprintChange)>,
 }
 
+/// The read store with the memo a store keeps from one page to the next: small, so that pages
+/// also read what it forgot for want of room.
+#[derive(Debug)]
+struct Projection {
+    store: ReadStore,
+    memo: Memo,
+}
+
+impl Default for Projection {
+    fn default() -> Self {
+        Self {
+            store: ReadStore::default(),
+            memo: Memo::new(3),
+        }
+    }
+}
+
+impl Projection {
+    /// Applies one page, as a projector does in one transaction: stores the events, their index
+    /// rows and the retracted ids, then refreshes the records the page affects through the memo.
+    /// Returns how many records were saved.
+    fn apply(&mut self, page: &[(LogPosition, Event)]) -> usize {
+        let store = &mut self.store;
+        let mut indexed = Vec::with_capacity(page.len());
+        for (position, event) in page {
+            let index = EventIndex::of(event, *position);
+            indexed.push((event, index.clone()));
+            store.rows.insert(event.event_id, index);
+            if let Some(retracted) = EventIndex::retracts(event) {
+                store.retracted.insert(retracted);
+            }
+            store
+                .events
+                .insert(event.event_id, (*position, event.clone()));
+        }
+        let touched = infallible(derive::touched(store, &indexed));
+        self.memo.forget_page(&indexed, &touched);
+        let saved = infallible(derive::refresh(
+            &mut self.memo.over(store),
+            touched,
+            &Methods::default(),
+        ));
+        self.memo.trim();
+        assert!(self.memo.len() <= 3, "the memo keeps at most its capacity");
+        saved
+    }
+}
+
 impl ReadStore {
     /// The index rows of the events that are not retracted, in event-id order.
     fn live(&self) -> impl Iterator<Item = &EventIndex> {
@@ -105,25 +154,6 @@ impl ReadStore {
             .collect()
     }
 
-    /// Applies one page, as a projector does in one transaction: stores the events, their index
-    /// rows and the retracted ids, then refreshes the records the page affects. Returns how many
-    /// records were saved.
-    fn apply(&mut self, page: &[(LogPosition, Event)]) -> usize {
-        let mut indexed = Vec::with_capacity(page.len());
-        for (position, event) in page {
-            let index = EventIndex::of(event, *position);
-            indexed.push((event, index.clone()));
-            self.rows.insert(event.event_id, index);
-            if let Some(retracted) = EventIndex::retracts(event) {
-                self.retracted.insert(retracted);
-            }
-            self.events
-                .insert(event.event_id, (*position, event.clone()));
-        }
-        let touched = infallible(derive::touched(self, &indexed));
-        infallible(derive::refresh(self, touched, &Methods::default()))
-    }
-
     fn record_of(&self, resource: &str) -> &Record {
         self.records
             .get(&iri(resource))
@@ -134,7 +164,7 @@ impl ReadStore {
 impl Facts for ReadStore {
     type Error = Infallible;
 
-    fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Event>, Infallible> {
+    fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Arc<Event>>, Infallible> {
         Ok(self
             .live()
             .filter(|row| {
@@ -143,7 +173,7 @@ impl Facts for ReadStore {
                     .any(|t| &t.resource == resource && roles.contains(&t.role))
             })
             .filter_map(|row| self.events.get(&row.event_id))
-            .map(|(_, event)| event.clone())
+            .map(|(_, event)| Arc::new(event.clone()))
             .collect())
     }
 
@@ -194,7 +224,7 @@ impl Facts for ReadStore {
         resource: &Iri,
         consignee: &OrganizationId,
         at: Timestamp,
-    ) -> Result<Option<Event>, Infallible> {
+    ) -> Result<Option<Arc<Event>>, Infallible> {
         Ok(self
             .live()
             .filter(|row| {
@@ -206,7 +236,7 @@ impl Facts for ReadStore {
             .map(|(_, event)| event)
             .filter(|event| event.occurred_at <= at)
             .max_by(|a, b| (a.occurred_at, a.event_id).cmp(&(b.occurred_at, b.event_id)))
-            .cloned())
+            .map(|event| Arc::new(event.clone())))
     }
 
     fn consignees(
@@ -321,7 +351,7 @@ fn infallible<T>(result: Result<T, Infallible>) -> T {
 /// Given these pages of events, applied one after the other (log positions counting from 1):
 /// the read store, and how many records each page saved.
 fn given(pages: &[Vec<Value>]) -> (ReadStore, Vec<usize>) {
-    let mut store = ReadStore::default();
+    let mut projection = Projection::default();
     let mut position = 0;
     let mut saved = Vec::new();
     for page in pages {
@@ -334,9 +364,9 @@ fn given(pages: &[Vec<Value>]) -> (ReadStore, Vec<usize>) {
                 (LogPosition(position), event)
             })
             .collect();
-        saved.push(store.apply(&page));
+        saved.push(projection.apply(&page));
     }
-    (store, saved)
+    (projection.store, saved)
 }
 
 #[track_caller]
@@ -460,7 +490,11 @@ type ExpectedLeg<'a> = (&'a str, u32, &'a str, &'a str, f64, Option<(u32, f64)>)
 fn check_journey(pages: &[Vec<Value>], resource: &str, want: &[ExpectedLeg<'_>]) {
     let (mut store, _) = given(pages);
     let resource = iri(resource);
-    let events = infallible(store.events(&resource, &[Role::Dispatched, Role::Received]));
+    let events: Vec<Event> =
+        infallible(store.events(&resource, &[Role::Dispatched, Role::Received]))
+            .iter()
+            .map(|event| Event::clone(event))
+            .collect();
     let legs = journey(&resource, &events);
     let got: Vec<ExpectedLeg<'_>> = legs
         .iter()

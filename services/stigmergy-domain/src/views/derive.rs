@@ -8,6 +8,7 @@
 //! each time a resource's figures change a new version is issued that names the one it replaces.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -197,7 +198,7 @@ pub trait Facts {
     type Error;
 
     /// The events touching `resource` in one of `roles`, in event-id order.
-    fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Event>, Self::Error>;
+    fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Arc<Event>>, Self::Error>;
     /// The flows out of `resource`: every input and part flow, and the design and fork flows of
     /// events that occurred at `since` or later (all with `None`). A batch or fork depends on
     /// its design as it was when it was made, but on its inputs as they are.
@@ -221,7 +222,7 @@ pub trait Facts {
         resource: &Iri,
         consignee: &OrganizationId,
         at: Timestamp,
-    ) -> Result<Option<Event>, Self::Error>;
+    ) -> Result<Option<Arc<Event>>, Self::Error>;
     /// The organisations `shipper` dispatched `resource` to, in id order.
     fn consignees(
         &mut self,
@@ -588,7 +589,7 @@ const REFERRING: &[Role] = &[
     Role::Cited,
 ];
 
-fn event_ids(events: &[Event]) -> Vec<EventId> {
+fn event_ids(events: &[Arc<Event>]) -> Vec<EventId> {
     let mut ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
     ids.sort();
     ids.dedup();
@@ -640,7 +641,7 @@ fn shipment_or_unknown<F: Facts>(facts: &mut F, resource: &Iri) -> Result<Record
     let dispatched = events.iter().any(
         |e| matches!(&e.payload, EventPayload::ShipmentDispatched(p) if &p.shipment_id == resource),
     );
-    let receipts: Vec<&Event> = events
+    let receipts: Vec<&Arc<Event>> = events
         .iter()
         .filter(|e| matches!(&e.payload, EventPayload::ShipmentReceived(p) if &p.shipment_id == resource))
         .collect();
@@ -740,7 +741,7 @@ fn unresolved_parent(parent: &Iri, event: &Event) -> Anomaly {
     }
 }
 
-fn contributions_to<F: Facts>(facts: &mut F, resource: &Iri) -> Result<Vec<Event>, F::Error> {
+fn contributions_to<F: Facts>(facts: &mut F, resource: &Iri) -> Result<Vec<Arc<Event>>, F::Error> {
     facts.events(resource, &[Role::ContributedTo])
 }
 
@@ -914,7 +915,12 @@ fn batch<F: Facts>(
     Ok(())
 }
 
-fn missing_inputs(computed: &Footprint, creation: &Event, repairs: &[Event], record: &mut Record) {
+fn missing_inputs(
+    computed: &Footprint,
+    creation: &Event,
+    repairs: &[Arc<Event>],
+    record: &mut Record,
+) {
     if computed.missing_inputs.is_empty() {
         return;
     }

@@ -12,6 +12,7 @@ pub mod derive;
 pub mod footprint;
 pub mod index;
 pub mod lineage;
+pub mod memo;
 
 pub use derive::{
     Anomaly, AnomalyKind, Facts, FootprintChange, Holding, Kind, Leg, Methods, Receipt, Record,
@@ -23,3 +24,4 @@ pub use footprint::{
 };
 pub use index::{Consignment, EventIndex, Flow, FlowKind, Movement, Role, Touch};
 pub use lineage::{Direction, Lineage, walk};
+pub use memo::Memo;

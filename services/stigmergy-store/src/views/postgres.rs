@@ -7,6 +7,7 @@
 //! (`COLLATE "C"`), whatever the database's collation.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +15,9 @@ use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods};
-use stigmergy_domain::views::{Direction, EventIndex, Flow, Holding, Lineage, Record, Role, walk};
+use stigmergy_domain::views::{
+    Direction, EventIndex, Flow, Holding, Lineage, Memo, Record, Role, walk,
+};
 use stigmergy_domain::{
     Event, EventId, Iri, LogPosition, OrganizationId, PositiveAmount, Quantity, Timestamp, Unit,
 };
@@ -61,7 +64,6 @@ CREATE TABLE flows (
     PRIMARY KEY (event_id, ordinal)
 );
 CREATE INDEX flows_by_to ON flows (to_id);
-CREATE INDEX flows_by_from ON flows (from_id);
 CREATE INDEX flows_by_consumer ON flows (from_id, organization);
 CREATE TABLE consignments (
     resource  TEXT NOT NULL,
@@ -357,7 +359,11 @@ impl ViewStore for PostgresViewStore {
                 issued_at: last,
             };
             let touched = derive::touched(&mut facts, &indexed)?;
-            derive::refresh(&mut facts, touched, &methods)?;
+            // Other processes may write the same tables between two pages (the projectors of a
+            // consumer group), so what is read is remembered for this page only.
+            let mut memo = Memo::new(0);
+            memo.forget_page(&indexed, &touched);
+            derive::refresh(&mut memo.over(&mut facts), touched, &methods)?;
             transaction.execute(
                 "INSERT INTO projector_positions (projector, position) VALUES ($1, $2)
                  ON CONFLICT (projector)
@@ -487,7 +493,7 @@ struct PostgresFacts<'a, 't> {
 impl Facts for PostgresFacts<'_, '_> {
     type Error = Error;
 
-    fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Event>> {
+    fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Arc<Event>>> {
         let roles: Vec<&str> = roles.iter().map(|role| role.name()).collect();
         let rows = self.statements.query(
             self.transaction,
@@ -502,7 +508,7 @@ impl Facts for PostgresFacts<'_, '_> {
         let mut events = Vec::with_capacity(rows.len());
         for row in rows {
             let envelope: &str = row.try_get(0)?;
-            events.push(serde_json::from_str(envelope).map_err(corrupt)?);
+            events.push(Arc::new(serde_json::from_str(envelope).map_err(corrupt)?));
         }
         Ok(events)
     }
@@ -544,7 +550,7 @@ impl Facts for PostgresFacts<'_, '_> {
         resource: &Iri,
         consignee: &OrganizationId,
         at: Timestamp,
-    ) -> Result<Option<Event>> {
+    ) -> Result<Option<Arc<Event>>> {
         let rows = self.statements.query(
             self.transaction,
             "SELECT e.envelope FROM consignments c JOIN view_events e ON e.event_id = c.event_id
@@ -556,7 +562,9 @@ impl Facts for PostgresFacts<'_, '_> {
         match rows.first() {
             Some(row) => {
                 let envelope: &str = row.try_get(0)?;
-                Ok(Some(serde_json::from_str(envelope).map_err(corrupt)?))
+                Ok(Some(Arc::new(
+                    serde_json::from_str(envelope).map_err(corrupt)?,
+                )))
             }
             None => Ok(None),
         }

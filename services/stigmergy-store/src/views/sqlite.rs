@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods};
 use stigmergy_domain::views::{
-    Direction, EventIndex, Flow, FlowKind, Holding, Lineage, Record, Role, walk,
+    Direction, EventIndex, Flow, FlowKind, Holding, Lineage, Memo, Record, Role, walk,
 };
 use stigmergy_domain::{
     Event, EventId, Iri, LogPosition, OrganizationId, PositiveAmount, Quantity, Timestamp, Unit,
@@ -61,7 +62,6 @@ CREATE TABLE IF NOT EXISTS consignments (
 CREATE INDEX IF NOT EXISTS consignments_by_time ON consignments (resource, consignee, occurred);
 CREATE INDEX IF NOT EXISTS consignments_by_shipper ON consignments (resource, shipper);
 CREATE INDEX IF NOT EXISTS flows_by_to ON flows (to_id);
-CREATE INDEX IF NOT EXISTS flows_by_from ON flows (from_id);
 CREATE TABLE IF NOT EXISTS movements (
     event_id     BLOB NOT NULL,
     ordinal      INTEGER NOT NULL,
@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS retracted (
 ";
 
 /// The version of the tables above; a store written by another version is rebuilt.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const TABLES: &[&str] = &[
     "projector_positions",
@@ -166,11 +166,17 @@ pub(crate) fn methods_fingerprint(methods: &Methods) -> String {
     )
 }
 
+/// How many resources' facts the store keeps in memory from one page to the next.
+const MEMO_RESOURCES: usize = 200_000;
+
 /// The views store in `views.sqlite`.
 #[derive(Clone)]
 pub struct SqliteViewStore {
     connection: SharedConnection,
-    methods: std::sync::Arc<Methods>,
+    methods: Arc<Methods>,
+    /// What the refreshes read, kept across pages: only this store writes the file, so only the
+    /// pages it applies change it (see `views::memo`).
+    memo: Arc<Mutex<Memo>>,
 }
 
 impl std::fmt::Debug for SqliteViewStore {
@@ -216,7 +222,8 @@ impl SqliteViewStore {
         connection.execute_batch(SCHEMA)?;
         Ok(Self {
             connection: SharedConnection::new(connection),
-            methods: std::sync::Arc::new(methods),
+            methods: Arc::new(methods),
+            memo: Arc::new(Mutex::new(Memo::new(MEMO_RESOURCES))),
         })
     }
 }
@@ -242,31 +249,21 @@ impl ViewStore for SqliteViewStore {
     async fn apply(&self, projector: &str, page: Vec<(LogPosition, Event)>) -> Result<()> {
         let projector = projector.to_owned();
         let methods = self.methods.clone();
+        let memo = self.memo.clone();
         self.connection
             .run(move |connection| {
                 let Some(last) = page.last().map(|(position, _)| *position) else {
                     return Ok(());
                 };
-                let transaction = connection.transaction()?;
-                let mut indexed = Vec::with_capacity(page.len());
-                for (position, event) in &page {
-                    indexed.push((event, store_event(&transaction, *position, event)?));
+                let mut memo = memo
+                    .lock()
+                    .map_err(|_| Error::Unavailable("a views writer panicked".into()))?;
+                let applied = apply_page(connection, &projector, &page, last, &methods, &mut memo);
+                match applied {
+                    Ok(()) => memo.trim(),
+                    Err(_) => memo.clear(),
                 }
-                let mut facts = SqliteFacts {
-                    transaction: &transaction,
-                    issued_at: last,
-                    events: page.iter().map(|(_, e)| (e.event_id, e.clone())).collect(),
-                    records: HashMap::new(),
-                };
-                let touched = derive::touched(&mut facts, &indexed)?;
-                derive::refresh(&mut facts, touched, &methods)?;
-                transaction.execute(
-                    "INSERT INTO projector_positions (projector, position) VALUES (?1, ?2)
-                 ON CONFLICT (projector) DO UPDATE SET position = max(position, excluded.position)",
-                    params![projector, last.0],
-                )?;
-                transaction.commit()?;
-                Ok(())
+                applied
             })
             .await
     }
@@ -381,6 +378,40 @@ impl ViewStore for SqliteViewStore {
     }
 }
 
+/// Applies a page in one transaction (see [`ViewStore::apply`]).
+fn apply_page(
+    connection: &mut Connection,
+    projector: &str,
+    page: &[(LogPosition, Event)],
+    last: LogPosition,
+    methods: &Methods,
+    memo: &mut Memo,
+) -> Result<()> {
+    let transaction = connection.transaction()?;
+    let mut indexed = Vec::with_capacity(page.len());
+    for (position, event) in page {
+        indexed.push((event, store_event(&transaction, *position, event)?));
+    }
+    let mut facts = SqliteFacts {
+        transaction: &transaction,
+        issued_at: last,
+        events: page
+            .iter()
+            .map(|(_, e)| (e.event_id, Arc::new(e.clone())))
+            .collect(),
+    };
+    let touched = derive::touched(&mut facts, &indexed)?;
+    memo.forget_page(&indexed, &touched);
+    derive::refresh(&mut memo.over(&mut facts), touched, methods)?;
+    transaction.execute(
+        "INSERT INTO projector_positions (projector, position) VALUES (?1, ?2)
+         ON CONFLICT (projector) DO UPDATE SET position = max(position, excluded.position)",
+        params![projector, last.0],
+    )?;
+    transaction.commit()?;
+    Ok(())
+}
+
 fn read_record(connection: &Connection, resource: &Iri) -> Result<Option<Record>> {
     let json: Option<String> = connection
         .prepare_cached("SELECT record FROM records WHERE resource = ?1")?
@@ -396,19 +427,17 @@ struct SqliteFacts<'t> {
     /// The position of the page's last event, stamped on the footprint versions it issues.
     issued_at: LogPosition,
     /// The events read (or applied) in this transaction, parsed once.
-    events: HashMap<EventId, Event>,
-    /// The records read or written in this transaction.
-    records: HashMap<Iri, Option<Record>>,
+    events: HashMap<EventId, Arc<Event>>,
 }
 
 impl SqliteFacts<'_> {
     /// The event of a row (id, envelope), parsed unless it was already.
-    fn event(&mut self, id: &[u8], envelope: &str) -> Result<Event> {
+    fn event(&mut self, id: &[u8], envelope: &str) -> Result<Arc<Event>> {
         let id = event_id_from(id)?;
         if let Some(event) = self.events.get(&id) {
             return Ok(event.clone());
         }
-        let event: Event = serde_json::from_str(envelope).map_err(corrupt)?;
+        let event: Arc<Event> = Arc::new(serde_json::from_str(envelope).map_err(corrupt)?);
         self.events.insert(id, event.clone());
         Ok(event)
     }
@@ -417,7 +446,7 @@ impl SqliteFacts<'_> {
 impl Facts for SqliteFacts<'_> {
     type Error = Error;
 
-    fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Event>> {
+    fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Arc<Event>>> {
         let names: Vec<String> = roles.iter().map(|r| format!("'{}'", r.name())).collect();
         let sql = format!(
             "SELECT DISTINCT e.event_id, e.envelope FROM touches t JOIN view_events e ON e.event_id = t.event_id
@@ -473,7 +502,7 @@ impl Facts for SqliteFacts<'_> {
         resource: &Iri,
         consignee: &OrganizationId,
         at: Timestamp,
-    ) -> Result<Option<Event>> {
+    ) -> Result<Option<Arc<Event>>> {
         let mut statement = self.transaction.prepare_cached(
             "SELECT e.event_id, e.envelope FROM consignments c JOIN view_events e ON e.event_id = c.event_id
              WHERE c.resource = ?1 AND c.consignee = ?2 AND c.occurred <= ?3
@@ -577,16 +606,10 @@ impl Facts for SqliteFacts<'_> {
     }
 
     fn record(&mut self, resource: &Iri) -> Result<Option<Record>> {
-        if let Some(record) = self.records.get(resource) {
-            return Ok(record.clone());
-        }
-        let record = read_record(self.transaction, resource)?;
-        self.records.insert(resource.clone(), record.clone());
-        Ok(record)
+        read_record(self.transaction, resource)
     }
 
     fn save(&mut self, resource: &Iri, record: &Record, change: FootprintChange) -> Result<()> {
-        self.records.insert(resource.clone(), Some(record.clone()));
         let json = serde_json::to_string(record).map_err(corrupt)?;
         self.transaction
             .prepare_cached(

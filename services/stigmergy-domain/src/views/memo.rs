@@ -1,0 +1,289 @@
+//! A memo of the facts a refresh reads, kept by the store from one page to the next, so that
+//! what a page asks about the same resource again and again (a popular design's contributions, a
+//! hub lot's shipments, the records of the inputs every batch of a design shares) is read from
+//! the store once.
+//!
+//! Every fact is about one resource, so the memo is kept per resource, and a page forgets every
+//! resource its events touch (and every resource touched by an event it retracts) before its
+//! refresh: what is left is exactly what the page's rows cannot have changed. Records are written
+//! through. The memo holds at most a given number of resources, the least recently used going
+//! first. A store that fails to apply a page clears it (the memo may hold what the failed
+//! transaction read).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+
+use crate::event::Event;
+use crate::ids::{EventId, Iri, OrganizationId};
+use crate::time::Timestamp;
+use crate::views::derive::{Facts, FootprintChange, Holding, Record, Touched};
+use crate::views::index::{EventIndex, Flow, Role};
+
+/// What is known of one resource.
+#[derive(Default)]
+struct Known {
+    /// By set of roles (a bit per role).
+    events: HashMap<u16, Vec<Arc<Event>>>,
+    flows_from: HashMap<Option<Timestamp>, Vec<Flow>>,
+    consumers: HashMap<(OrganizationId, Timestamp), Vec<Iri>>,
+    latest_dispatch_to: HashMap<(OrganizationId, Timestamp), Option<Arc<Event>>>,
+    consignees: HashMap<OrganizationId, Vec<OrganizationId>>,
+    holdings: Option<Vec<Holding>>,
+    movement_events: HashMap<OrganizationId, Vec<EventId>>,
+    record: Option<Option<Record>>,
+    /// The page in which the resource was last used, to find the least recently used.
+    used: u64,
+}
+
+/// The facts known per resource, at most `capacity` resources.
+pub struct Memo {
+    known: HashMap<Iri, Known>,
+    /// Resources in the order they were used, with the page of that use; an entry whose page is
+    /// older than its resource's `used` is stale and skipped.
+    recency: VecDeque<(u64, Iri)>,
+    /// The page being refreshed.
+    tick: u64,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memo")
+            .field("resources", &self.known.len())
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Memo {
+    /// A memo of at most `capacity` resources (0 keeps nothing from one page to the next).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            known: HashMap::new(),
+            recency: VecDeque::new(),
+            tick: 1,
+            capacity,
+        }
+    }
+
+    /// How many resources it knows.
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+    }
+
+    /// Forgets everything (after a failed page).
+    pub fn clear(&mut self) {
+        self.known.clear();
+        self.recency.clear();
+    }
+
+    /// Forgets what a page may have changed, before its refresh: every resource its index rows
+    /// name and every resource it touched (which includes those of the events it retracts).
+    pub fn forget_page(&mut self, page: &[(&Event, EventIndex)], touched: &[(Iri, Touched)]) {
+        let mut gone: HashSet<&Iri> = HashSet::new();
+        for (_, index) in page {
+            gone.extend(index.touches.iter().map(|t| &t.resource));
+            gone.extend(index.flows.iter().flat_map(|f| [&f.from, &f.to]));
+            gone.extend(index.movements.iter().map(|m| &m.resource));
+            gone.extend(index.consignments.iter().map(|c| &c.resource));
+        }
+        gone.extend(touched.iter().map(|(resource, _)| resource));
+        self.tick += 1;
+        for resource in gone {
+            self.known.remove(resource);
+        }
+    }
+
+    /// Keeps at most `capacity` resources, forgetting the least recently used.
+    pub fn trim(&mut self) {
+        while self.known.len() > self.capacity {
+            let Some((tick, resource)) = self.recency.pop_front() else {
+                self.known.clear();
+                break;
+            };
+            if self.known.get(&resource).is_some_and(|k| k.used == tick) {
+                self.known.remove(&resource);
+            }
+        }
+        // Stale entries pile up when the same resources are used again and again.
+        if self.recency.len() > 4 * self.capacity.max(1024) {
+            let known = &self.known;
+            self.recency
+                .retain(|(tick, resource)| known.get(resource).is_some_and(|k| k.used == *tick));
+        }
+    }
+
+    fn entry(&mut self, resource: &Iri) -> &mut Known {
+        let tick = self.tick;
+        if !self.known.contains_key(resource) {
+            self.known.insert(resource.clone(), Known::default());
+        }
+        let known = self.known.get_mut(resource).expect("inserted above");
+        if known.used != tick {
+            known.used = tick;
+            self.recency.push_back((tick, resource.clone()));
+        }
+        known
+    }
+
+    /// The facts of `facts`, read through the memo.
+    pub fn over<'m, F: Facts>(&'m mut self, facts: &'m mut F) -> Cached<'m, F> {
+        Cached { memo: self, facts }
+    }
+}
+
+fn mask(roles: &[Role]) -> u16 {
+    roles
+        .iter()
+        .map(|role| 1u16 << Role::ALL.iter().position(|r| r == role).unwrap_or(15))
+        .fold(0, |mask, bit| mask | bit)
+}
+
+/// The store's facts read through a [`Memo`].
+#[allow(missing_debug_implementations)]
+pub struct Cached<'m, F> {
+    memo: &'m mut Memo,
+    facts: &'m mut F,
+}
+
+/// Answers from the memo, or asks the store and remembers.
+macro_rules! remembered {
+    ($self:ident, $resource:expr, $field:ident, $key:expr, $ask:expr) => {{
+        let key = $key;
+        if let Some(known) = $self.memo.entry($resource).$field.get(&key) {
+            return Ok(known.clone());
+        }
+        let answer = $ask?;
+        $self
+            .memo
+            .entry($resource)
+            .$field
+            .insert(key, answer.clone());
+        Ok(answer)
+    }};
+}
+
+impl<F: Facts> Facts for Cached<'_, F> {
+    type Error = F::Error;
+
+    fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Arc<Event>>, F::Error> {
+        remembered!(
+            self,
+            resource,
+            events,
+            mask(roles),
+            self.facts.events(resource, roles)
+        )
+    }
+
+    fn flows_from(
+        &mut self,
+        resource: &Iri,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<Flow>, F::Error> {
+        remembered!(
+            self,
+            resource,
+            flows_from,
+            since,
+            self.facts.flows_from(resource, since)
+        )
+    }
+
+    fn consumers(
+        &mut self,
+        resource: &Iri,
+        organization: &OrganizationId,
+        since: Timestamp,
+    ) -> Result<Vec<Iri>, F::Error> {
+        remembered!(
+            self,
+            resource,
+            consumers,
+            (organization.clone(), since),
+            self.facts.consumers(resource, organization, since)
+        )
+    }
+
+    fn latest_dispatch_to(
+        &mut self,
+        resource: &Iri,
+        consignee: &OrganizationId,
+        at: Timestamp,
+    ) -> Result<Option<Arc<Event>>, F::Error> {
+        remembered!(
+            self,
+            resource,
+            latest_dispatch_to,
+            (consignee.clone(), at),
+            self.facts.latest_dispatch_to(resource, consignee, at)
+        )
+    }
+
+    fn consignees(
+        &mut self,
+        resource: &Iri,
+        shipper: &OrganizationId,
+    ) -> Result<Vec<OrganizationId>, F::Error> {
+        remembered!(
+            self,
+            resource,
+            consignees,
+            shipper.clone(),
+            self.facts.consignees(resource, shipper)
+        )
+    }
+
+    fn holdings(&mut self, resource: &Iri) -> Result<Vec<Holding>, F::Error> {
+        if let Some(known) = &self.memo.entry(resource).holdings {
+            return Ok(known.clone());
+        }
+        let answer = self.facts.holdings(resource)?;
+        self.memo.entry(resource).holdings = Some(answer.clone());
+        Ok(answer)
+    }
+
+    fn movement_events(
+        &mut self,
+        resource: &Iri,
+        organization: &OrganizationId,
+    ) -> Result<Vec<EventId>, F::Error> {
+        remembered!(
+            self,
+            resource,
+            movement_events,
+            organization.clone(),
+            self.facts.movement_events(resource, organization)
+        )
+    }
+
+    fn touched_by(&mut self, event: EventId) -> Result<Option<(Timestamp, Vec<Iri>)>, F::Error> {
+        self.facts.touched_by(event)
+    }
+
+    fn record(&mut self, resource: &Iri) -> Result<Option<Record>, F::Error> {
+        if let Some(known) = &self.memo.entry(resource).record {
+            return Ok(known.clone());
+        }
+        let answer = self.facts.record(resource)?;
+        self.memo.entry(resource).record = Some(answer.clone());
+        Ok(answer)
+    }
+
+    fn save(
+        &mut self,
+        resource: &Iri,
+        record: &Record,
+        change: FootprintChange,
+    ) -> Result<(), F::Error> {
+        self.facts.save(resource, record, change)?;
+        self.memo.entry(resource).record = Some(Some(record.clone()));
+        Ok(())
+    }
+}
