@@ -282,6 +282,8 @@ pub struct Touched {
     /// batches made after it); `None` when everything downstream may (it was created, or an
     /// event about it retracted).
     pub since: Option<Timestamp>,
+    /// An event about it was retracted: any fact about it may have changed.
+    pub retracted: bool,
 }
 
 /// (index in `touched`, full (true) or custody (false), consignee, since): a `since` of `None`
@@ -311,6 +313,7 @@ pub fn touched<F: Facts>(
     };
     // (resource, full, custody, consignee, since): `since` None means "from the beginning".
     let mut marks: Vec<Mark> = Vec::new();
+    let mut retracted_about: HashSet<usize> = HashSet::new();
     for (event, index) in page {
         for touch in &index.touches {
             let i = entry(&touch.resource);
@@ -346,9 +349,13 @@ pub fn touched<F: Facts>(
         {
             for resource in resources {
                 let i = entry(&resource);
+                retracted_about.insert(i);
                 marks.push((i, Some(true), None, Some(occurred)));
             }
         }
+    }
+    for i in retracted_about {
+        touched[i].1.retracted = true;
     }
     let mut unbounded: HashSet<usize> = HashSet::new();
     for (i, full, consignee, since) in marks {

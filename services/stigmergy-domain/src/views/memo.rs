@@ -3,17 +3,18 @@
 //! hub lot's shipments, the records of the inputs every batch of a design shares) is read from
 //! the store once.
 //!
-//! Every fact is about one resource, so the memo is kept per resource, and a page forgets every
-//! resource its events touch (and every resource touched by an event it retracts) before its
-//! refresh: what is left is exactly what the page's rows cannot have changed. Records are written
-//! through. The memo holds at most a given number of resources, the least recently used going
+//! Every fact is about one resource, so the memo is kept per resource, and before its refresh a
+//! page forgets, of each resource its index rows name, the facts those rows can change (a new
+//! touch in a role changes the events in that role; a new flow out of it, its flows and
+//! consumers; and so on), and every fact about what the events it retracts touched: what is left
+//! is exactly what the page cannot have changed. Records are written through. The memo holds at most a given number of resources, the least recently used going
 //! first. A store that fails to apply a page clears it (the memo may hold what the failed
 //! transaction read).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt};
 
 use crate::event::Event;
 use crate::ids::{EventId, Iri, OrganizationId};
@@ -68,6 +69,11 @@ impl Memo {
         }
     }
 
+    /// How many resources it keeps at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// How many resources it knows.
     pub fn len(&self) -> usize {
         self.known.len()
@@ -83,20 +89,49 @@ impl Memo {
         self.recency.clear();
     }
 
-    /// Forgets what a page may have changed, before its refresh: every resource its index rows
-    /// name and every resource it touched (which includes those of the events it retracts).
+    /// Forgets what a page may have changed, before its refresh: per resource, the events in
+    /// the roles the page's events touch it in, the flows out of it when the page adds one, its
+    /// holdings when the page moves it, its shipments when the page dispatches it; and every
+    /// fact about what the events the page retracts touched. Records are written through and
+    /// stay.
     pub fn forget_page(&mut self, page: &[(&Event, EventIndex)], touched: &[(Iri, Touched)]) {
-        let mut gone: HashSet<&Iri> = HashSet::new();
-        for (_, index) in page {
-            gone.extend(index.touches.iter().map(|t| &t.resource));
-            gone.extend(index.flows.iter().flat_map(|f| [&f.from, &f.to]));
-            gone.extend(index.movements.iter().map(|m| &m.resource));
-            gone.extend(index.consignments.iter().map(|c| &c.resource));
-        }
-        gone.extend(touched.iter().map(|(resource, _)| resource));
         self.tick += 1;
-        for resource in gone {
-            self.known.remove(resource);
+        for (_, index) in page {
+            for touch in &index.touches {
+                if let Some(known) = self.known.get_mut(&touch.resource) {
+                    let bit = mask(&[touch.role]);
+                    known.events.retain(|roles, _| roles & bit == 0);
+                }
+            }
+            for flow in &index.flows {
+                if let Some(known) = self.known.get_mut(&flow.from) {
+                    known.flows_from.clear();
+                    known.consumers.clear();
+                }
+            }
+            for movement in &index.movements {
+                if let Some(known) = self.known.get_mut(&movement.resource) {
+                    known.holdings = None;
+                    known.movement_events.clear();
+                }
+            }
+            for consignment in &index.consignments {
+                if let Some(known) = self.known.get_mut(&consignment.resource) {
+                    known.latest_dispatch_to.clear();
+                    known.consignees.clear();
+                }
+            }
+        }
+        for (resource, what) in touched {
+            if what.retracted
+                && let Some(known) = self.known.get_mut(resource)
+            {
+                *known = Known {
+                    record: known.record.take(),
+                    used: known.used,
+                    ..Known::default()
+                };
+            }
         }
     }
 
