@@ -22,7 +22,10 @@ const SERVER_VARIABLE: &str = "STIGMERGY_TEST_POSTGRES_URL";
 /// A fresh PostgreSQL store, in a database of its own dropped at the end of the test.
 fn postgres() -> Fresh {
     let (store, database) = postgres_store();
-    Fresh::new(Arc::new(store), database)
+    let url = database.url.clone();
+    let reopen: suite::Reopen =
+        Box::new(move || Arc::new(PostgresViewStore::connect(&url, Methods::default()).unwrap()));
+    Fresh::new(Arc::new(store), reopen, database)
 }
 
 fn postgres_store() -> (PostgresViewStore, TestDatabase) {

@@ -14,7 +14,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use stigmergy_domain::views::{Direction, Footprint, Lineage, Record, Role};
+use stigmergy_domain::views::{Direction, Footprint, Lineage, Memo, Record, Role};
 use stigmergy_domain::{Event, EventId, Iri, LogPosition};
 
 pub use postgres::PostgresViewStore;
@@ -74,6 +74,50 @@ pub struct FootprintVersion {
 pub fn footprint_id(resource: &Iri, version: u32) -> uuid::Uuid {
     const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5d1c_8a4e_2f7b_4c39_9e61_0b3a_7d2f_c845);
     uuid::Uuid::new_v5(&NAMESPACE, format!("{resource}#{version}").as_bytes())
+}
+
+/// How many resources' facts a store keeps in memory from one page to the next.
+const MEMO_RESOURCES: usize = 200_000;
+
+/// The memo of facts a store keeps from one page to the next (see `views::memo`), and the
+/// generation of the views it is good for. Every page a store applies counts one more
+/// generation in the same transaction (table `view_writes`); when the generation a page finds
+/// is not the one after the last this store wrote, someone else (another process) applied pages
+/// in between and the memo is cleared.
+#[derive(Debug)]
+pub(crate) struct Remembered {
+    memo: Memo,
+    generation: Option<i64>,
+}
+
+impl Remembered {
+    pub(crate) fn new() -> Self {
+        Self {
+            memo: Memo::new(MEMO_RESOURCES),
+            generation: None,
+        }
+    }
+
+    /// The memo for the page that writes `generation`.
+    pub(crate) fn for_generation(&mut self, generation: i64) -> &mut Memo {
+        if self.generation != Some(generation - 1) {
+            self.memo.clear();
+        }
+        self.generation = None;
+        &mut self.memo
+    }
+
+    /// The page that wrote `generation` committed.
+    pub(crate) fn committed(&mut self, generation: i64) {
+        self.generation = Some(generation);
+        self.memo.trim();
+    }
+
+    /// A page failed: the memo may hold what its transaction read.
+    pub(crate) fn failed(&mut self) {
+        self.generation = None;
+        self.memo.clear();
+    }
 }
 
 /// The read store of the views. Both adapters pass the same test suite.

@@ -15,23 +15,24 @@ use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods};
-use stigmergy_domain::views::{
-    Direction, EventIndex, Flow, Holding, Lineage, Memo, Record, Role, walk,
-};
+use stigmergy_domain::views::{Direction, EventIndex, Flow, Holding, Lineage, Record, Role, walk};
 use stigmergy_domain::{
     Event, EventId, Iri, LogPosition, OrganizationId, PositiveAmount, Quantity, Timestamp, Unit,
 };
 
 use super::sqlite::{corrupt, kind_from, role_from};
-use super::{FootprintStatus, FootprintVersion, TimelineEntry, ViewStore, footprint_id};
+use super::{
+    FootprintStatus, FootprintVersion, Remembered, TimelineEntry, ViewStore, footprint_id,
+};
 use crate::{Error, Result};
 
 /// The schema, one step per entry, each applied once and in order, and recorded in
 /// `view_migrations`. A step that has shipped is never edited: a change is a new step.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "the views tables",
-    "
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "the views tables",
+        "
 CREATE TABLE projector_positions (
     projector TEXT PRIMARY KEY,
     position  BIGINT NOT NULL
@@ -106,7 +107,19 @@ CREATE TABLE retracted (
     by_event UUID NOT NULL
 );
 ",
-)];
+    ),
+    (
+        2,
+        "a count of the pages applied, to know when another process wrote",
+        "
+CREATE TABLE view_writes (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    generation BIGINT NOT NULL
+);
+INSERT INTO view_writes (id, generation) VALUES (1, 0);
+",
+    ),
+];
 
 /// The advisory lock (one 64-bit key) held while migrating, so that two services starting
 /// together migrate one after the other.
@@ -140,6 +153,8 @@ impl Drop for Pool {
 pub struct PostgresViewStore {
     pool: std::sync::Arc<Pool>,
     methods: std::sync::Arc<Methods>,
+    /// What the refreshes read, kept across pages.
+    remembered: std::sync::Arc<std::sync::Mutex<Remembered>>,
 }
 
 impl std::fmt::Debug for PostgresViewStore {
@@ -184,6 +199,7 @@ impl PostgresViewStore {
         Ok(Self {
             pool: std::sync::Arc::new(Pool(Some(pool))),
             methods: std::sync::Arc::new(methods),
+            remembered: std::sync::Arc::new(std::sync::Mutex::new(Remembered::new())),
         })
     }
 
@@ -341,37 +357,17 @@ impl ViewStore for PostgresViewStore {
         };
         let projector = projector.to_owned();
         let methods = self.methods.clone();
+        let remembered = self.remembered.clone();
         self.run(move |client| {
-            let mut transaction = client.transaction()?;
-            transaction.execute(
-                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-                &[&PROJECTOR_LOCK, &projector],
-            )?;
-            let mut statements = Statements::default();
-            let mut indexed = Vec::with_capacity(page.len());
-            for (position, event) in &page {
-                let index = store_event(&mut transaction, &mut statements, *position, event)?;
-                indexed.push((event, index));
+            let mut remembered = remembered
+                .lock()
+                .map_err(|_| unavailable("a views writer panicked"))?;
+            let applied = apply_page(client, &projector, &page, last, &methods, &mut remembered);
+            match applied {
+                Ok(generation) => remembered.committed(generation),
+                Err(_) => remembered.failed(),
             }
-            let mut facts = PostgresFacts {
-                transaction: &mut transaction,
-                statements,
-                issued_at: last,
-            };
-            let touched = derive::touched(&mut facts, &indexed)?;
-            // Other processes may write the same tables between two pages (the projectors of a
-            // consumer group), so what is read is remembered for this page only.
-            let mut memo = Memo::new(0);
-            memo.forget_page(&indexed, &touched);
-            derive::refresh(&mut memo.over(&mut facts), touched, &methods)?;
-            transaction.execute(
-                "INSERT INTO projector_positions (projector, position) VALUES ($1, $2)
-                 ON CONFLICT (projector)
-                 DO UPDATE SET position = GREATEST(projector_positions.position, excluded.position)",
-                &[&projector, &position_param(last)?],
-            )?;
-            transaction.commit()?;
-            Ok(())
+            applied.map(|_| ())
         })
         .await
     }
@@ -461,6 +457,50 @@ impl ViewStore for PostgresViewStore {
         })
         .await
     }
+}
+
+/// Applies a page in one transaction (see [`ViewStore::apply`]), and returns the generation of
+/// the views it wrote.
+fn apply_page(
+    client: &mut Client,
+    projector: &str,
+    page: &[(LogPosition, Event)],
+    last: LogPosition,
+    methods: &Methods,
+    remembered: &mut Remembered,
+) -> Result<i64> {
+    let mut transaction = client.transaction()?;
+    transaction.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&PROJECTOR_LOCK, &projector],
+    )?;
+    let generation: i64 = transaction
+        .query_one(
+            "UPDATE view_writes SET generation = generation + 1 WHERE id = 1 RETURNING generation",
+            &[],
+        )?
+        .try_get(0)?;
+    let memo = remembered.for_generation(generation);
+    let mut statements = Statements::default();
+    let indexes = store_page(&mut transaction, &mut statements, page)?;
+    let indexed: Vec<(&Event, EventIndex)> =
+        page.iter().map(|(_, event)| event).zip(indexes).collect();
+    let mut facts = PostgresFacts {
+        transaction: &mut transaction,
+        statements,
+        issued_at: last,
+    };
+    let touched = derive::touched(&mut facts, &indexed)?;
+    memo.forget_page(&indexed, &touched);
+    derive::refresh(&mut memo.over(&mut facts), touched, methods)?;
+    transaction.execute(
+        "INSERT INTO projector_positions (projector, position) VALUES ($1, $2)
+         ON CONFLICT (projector)
+         DO UPDATE SET position = GREATEST(projector_positions.position, excluded.position)",
+        &[&projector, &position_param(last)?],
+    )?;
+    transaction.commit()?;
+    Ok(generation)
 }
 
 fn read_record(
@@ -705,92 +745,195 @@ impl Facts for PostgresFacts<'_, '_> {
 }
 
 /// Writes an event and its index rows (upserts), and returns the rows for the refresh.
-fn store_event(
+/// Writes a page of events and their index rows (upserts), one statement per table, and returns
+/// each event's rows for the refresh.
+fn store_page(
     transaction: &mut Transaction<'_>,
     statements: &mut Statements,
-    position: LogPosition,
-    event: &Event,
-) -> Result<EventIndex> {
-    let id = event.event_id.uuid();
-    let envelope = serde_json::to_string(event).map_err(corrupt)?;
+    page: &[(LogPosition, Event)],
+) -> Result<Vec<EventIndex>> {
+    let mut events = EventColumns::default();
+    let mut touches: (Vec<&str>, Vec<uuid::Uuid>, Vec<&str>) = Default::default();
+    let mut flows = FlowColumns::default();
+    let mut consignments = ConsignmentColumns::default();
+    let mut movements = MovementColumns::default();
+    let mut retracted: (Vec<uuid::Uuid>, Vec<uuid::Uuid>) = Default::default();
+    let indexes: Vec<EventIndex> = page
+        .iter()
+        .map(|(position, event)| EventIndex::of(event, *position))
+        .collect();
+    for ((position, event), index) in page.iter().zip(&indexes) {
+        let id = event.event_id.uuid();
+        events.id.push(id);
+        events.position.push(position_param(*position)?);
+        events.event_type.push(event.event_type().name());
+        events.subject.push(event.subject.as_str());
+        events.recorded_by.push(event.recorded_by.as_str());
+        events.occurred_at.push(event.occurred_at.to_string());
+        events
+            .envelope
+            .push(serde_json::to_string(event).map_err(corrupt)?);
+        for row in &index.touches {
+            touches.0.push(row.resource.as_str());
+            touches.1.push(id);
+            touches.2.push(row.role.name());
+        }
+        let occurred = event.occurred_at.unix_micros();
+        for (ordinal, row) in index.flows.iter().enumerate() {
+            flows.id.push(id);
+            flows.ordinal.push(ordinal_param(ordinal)?);
+            flows.from.push(row.from.as_str());
+            flows.to.push(row.to.as_str());
+            flows.kind.push(row.kind.name());
+            flows.amount.push(row.quantity.map(|q| q.amount.get()));
+            flows.unit.push(row.quantity.map(|q| q.unit.code()));
+            flows.organization.push(event.recorded_by.as_str());
+            flows.occurred.push(occurred);
+        }
+        for row in &index.consignments {
+            consignments.resource.push(row.resource.as_str());
+            consignments.consignee.push(row.consignee.as_str());
+            consignments.id.push(id);
+            consignments.shipper.push(row.shipper.as_str());
+            consignments.occurred.push(occurred);
+        }
+        for (ordinal, row) in index.movements.iter().enumerate() {
+            movements.id.push(id);
+            movements.ordinal.push(ordinal_param(ordinal)?);
+            movements.resource.push(row.resource.as_str());
+            movements.organization.push(row.organization.as_str());
+            movements.inflow.push(row.inflow);
+            movements.amount.push(row.measure.amount);
+            movements.unit.push(row.measure.unit.code());
+        }
+        if let Some(of) = EventIndex::retracts(event) {
+            retracted.0.push(of.uuid());
+            retracted.1.push(id);
+        }
+    }
     statements.execute(
         transaction,
         "INSERT INTO view_events (event_id, position, event_type, subject, recorded_by, occurred_at, envelope)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+         SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+         ON CONFLICT (event_id) DO NOTHING",
         &[
-            &id,
-            &position_param(position)?,
-            &event.event_type().name(),
-            &event.subject.as_str(),
-            &event.recorded_by.as_str(),
-            &event.occurred_at.to_string(),
-            &envelope,
+            &events.id,
+            &events.position,
+            &events.event_type,
+            &events.subject,
+            &events.recorded_by,
+            &events.occurred_at,
+            &events.envelope,
         ],
     )?;
-    let index = EventIndex::of(event, position);
-    for row in &index.touches {
-        statements.execute(
-            transaction,
-            "INSERT INTO touches (resource, event_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[&row.resource.as_str(), &id, &row.role.name()],
-        )?;
-    }
-    for (ordinal, row) in index.flows.iter().enumerate() {
-        statements.execute(
-            transaction,
-            "INSERT INTO flows (event_id, ordinal, from_id, to_id, kind, amount, unit, organization, occurred)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-            &[
-                &id,
-                &ordinal_param(ordinal)?,
-                &row.from.as_str(),
-                &row.to.as_str(),
-                &row.kind.name(),
-                &row.quantity.map(|q| q.amount.get()),
-                &row.quantity.map(|q| q.unit.code()),
-                &event.recorded_by.as_str(),
-                &event.occurred_at.unix_micros(),
-            ],
-        )?;
-    }
-    for row in &index.consignments {
-        statements.execute(
-            transaction,
-            "INSERT INTO consignments (resource, consignee, event_id, shipper, occurred)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            &[
-                &row.resource.as_str(),
-                &row.consignee.as_str(),
-                &id,
-                &row.shipper.as_str(),
-                &event.occurred_at.unix_micros(),
-            ],
-        )?;
-    }
-    for (ordinal, row) in index.movements.iter().enumerate() {
-        statements.execute(
-            transaction,
-            "INSERT INTO movements (event_id, ordinal, resource, organization, inflow, amount, unit)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            &[
-                &id,
-                &ordinal_param(ordinal)?,
-                &row.resource.as_str(),
-                &row.organization.as_str(),
-                &row.inflow,
-                &row.measure.amount,
-                &row.measure.unit.code(),
-            ],
-        )?;
-    }
-    if let Some(retracted) = EventIndex::retracts(event) {
-        statements.execute(
-            transaction,
-            "INSERT INTO retracted (event_id, by_event) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&retracted.uuid(), &id],
-        )?;
-    }
-    Ok(index)
+    statements.execute(
+        transaction,
+        "INSERT INTO touches (resource, event_id, role)
+         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[]) ON CONFLICT DO NOTHING",
+        &[&touches.0, &touches.1, &touches.2],
+    )?;
+    statements.execute(
+        transaction,
+        "INSERT INTO flows (event_id, ordinal, from_id, to_id, kind, amount, unit, organization, occurred)
+         SELECT * FROM UNNEST($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
+                              $6::float8[], $7::text[], $8::text[], $9::bigint[])
+         ON CONFLICT DO NOTHING",
+        &[
+            &flows.id,
+            &flows.ordinal,
+            &flows.from,
+            &flows.to,
+            &flows.kind,
+            &flows.amount,
+            &flows.unit,
+            &flows.organization,
+            &flows.occurred,
+        ],
+    )?;
+    statements.execute(
+        transaction,
+        "INSERT INTO consignments (resource, consignee, event_id, shipper, occurred)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::bigint[])
+         ON CONFLICT DO NOTHING",
+        &[
+            &consignments.resource,
+            &consignments.consignee,
+            &consignments.id,
+            &consignments.shipper,
+            &consignments.occurred,
+        ],
+    )?;
+    statements.execute(
+        transaction,
+        "INSERT INTO movements (event_id, ordinal, resource, organization, inflow, amount, unit)
+         SELECT * FROM UNNEST($1::uuid[], $2::int[], $3::text[], $4::text[], $5::bool[],
+                              $6::float8[], $7::text[])
+         ON CONFLICT DO NOTHING",
+        &[
+            &movements.id,
+            &movements.ordinal,
+            &movements.resource,
+            &movements.organization,
+            &movements.inflow,
+            &movements.amount,
+            &movements.unit,
+        ],
+    )?;
+    statements.execute(
+        transaction,
+        "INSERT INTO retracted (event_id, by_event)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[]) ON CONFLICT DO NOTHING",
+        &[&retracted.0, &retracted.1],
+    )?;
+    Ok(indexes)
+}
+
+/// The columns of a page's `view_events` rows.
+#[derive(Default)]
+struct EventColumns<'a> {
+    id: Vec<uuid::Uuid>,
+    position: Vec<i64>,
+    event_type: Vec<&'static str>,
+    subject: Vec<&'a str>,
+    recorded_by: Vec<&'a str>,
+    occurred_at: Vec<String>,
+    envelope: Vec<String>,
+}
+
+/// The columns of a page's `flows` rows.
+#[derive(Default)]
+struct FlowColumns<'a> {
+    id: Vec<uuid::Uuid>,
+    ordinal: Vec<i32>,
+    from: Vec<&'a str>,
+    to: Vec<&'a str>,
+    kind: Vec<&'static str>,
+    amount: Vec<Option<f64>>,
+    unit: Vec<Option<&'static str>>,
+    organization: Vec<&'a str>,
+    occurred: Vec<i64>,
+}
+
+/// The columns of a page's `consignments` rows.
+#[derive(Default)]
+struct ConsignmentColumns<'a> {
+    resource: Vec<&'a str>,
+    consignee: Vec<&'a str>,
+    id: Vec<uuid::Uuid>,
+    shipper: Vec<&'a str>,
+    occurred: Vec<i64>,
+}
+
+/// The columns of a page's `movements` rows.
+#[derive(Default)]
+struct MovementColumns<'a> {
+    id: Vec<uuid::Uuid>,
+    ordinal: Vec<i32>,
+    resource: Vec<&'a str>,
+    organization: Vec<&'a str>,
+    inflow: Vec<bool>,
+    amount: Vec<f64>,
+    unit: Vec<&'static str>,
 }
 
 fn ordinal_param(ordinal: usize) -> Result<i32> {

@@ -8,13 +8,15 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods};
 use stigmergy_domain::views::{
-    Direction, EventIndex, Flow, FlowKind, Holding, Lineage, Memo, Record, Role, walk,
+    Direction, EventIndex, Flow, FlowKind, Holding, Lineage, Record, Role, walk,
 };
 use stigmergy_domain::{
     Event, EventId, Iri, LogPosition, OrganizationId, PositiveAmount, Quantity, Timestamp, Unit,
 };
 
-use super::{FootprintStatus, FootprintVersion, TimelineEntry, ViewStore, footprint_id};
+use super::{
+    FootprintStatus, FootprintVersion, Remembered, TimelineEntry, ViewStore, footprint_id,
+};
 use crate::sqlite::SharedConnection;
 use crate::{Error, Result};
 
@@ -92,6 +94,11 @@ CREATE TABLE IF NOT EXISTS retracted (
     event_id BLOB PRIMARY KEY,
     by_event BLOB NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS view_writes (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL
+) STRICT;
+INSERT INTO view_writes (id, generation) VALUES (1, 0) ON CONFLICT DO NOTHING;
 ";
 
 /// The version of the tables above; a store written by another version is rebuilt.
@@ -107,6 +114,7 @@ const TABLES: &[&str] = &[
     "records",
     "footprints",
     "retracted",
+    "view_writes",
     "view_meta",
 ];
 
@@ -166,17 +174,13 @@ pub(crate) fn methods_fingerprint(methods: &Methods) -> String {
     )
 }
 
-/// How many resources' facts the store keeps in memory from one page to the next.
-const MEMO_RESOURCES: usize = 200_000;
-
 /// The views store in `views.sqlite`.
 #[derive(Clone)]
 pub struct SqliteViewStore {
     connection: SharedConnection,
     methods: Arc<Methods>,
-    /// What the refreshes read, kept across pages: only this store writes the file, so only the
-    /// pages it applies change it (see `views::memo`).
-    memo: Arc<Mutex<Memo>>,
+    /// What the refreshes read, kept across pages.
+    remembered: Arc<Mutex<Remembered>>,
 }
 
 impl std::fmt::Debug for SqliteViewStore {
@@ -225,7 +229,7 @@ impl SqliteViewStore {
         Ok(Self {
             connection: SharedConnection::new(connection),
             methods: Arc::new(methods),
-            memo: Arc::new(Mutex::new(Memo::new(MEMO_RESOURCES))),
+            remembered: Arc::new(Mutex::new(Remembered::new())),
         })
     }
 }
@@ -251,21 +255,28 @@ impl ViewStore for SqliteViewStore {
     async fn apply(&self, projector: &str, page: Vec<(LogPosition, Event)>) -> Result<()> {
         let projector = projector.to_owned();
         let methods = self.methods.clone();
-        let memo = self.memo.clone();
+        let remembered = self.remembered.clone();
         self.connection
             .run(move |connection| {
                 let Some(last) = page.last().map(|(position, _)| *position) else {
                     return Ok(());
                 };
-                let mut memo = memo
+                let mut remembered = remembered
                     .lock()
                     .map_err(|_| Error::Unavailable("a views writer panicked".into()))?;
-                let applied = apply_page(connection, &projector, &page, last, &methods, &mut memo);
+                let applied = apply_page(
+                    connection,
+                    &projector,
+                    &page,
+                    last,
+                    &methods,
+                    &mut remembered,
+                );
                 match applied {
-                    Ok(()) => memo.trim(),
-                    Err(_) => memo.clear(),
+                    Ok(generation) => remembered.committed(generation),
+                    Err(_) => remembered.failed(),
                 }
-                applied
+                applied.map(|_| ())
             })
             .await
     }
@@ -380,16 +391,23 @@ impl ViewStore for SqliteViewStore {
     }
 }
 
-/// Applies a page in one transaction (see [`ViewStore::apply`]).
+/// Applies a page in one transaction (see [`ViewStore::apply`]), and returns the generation of
+/// the views it wrote.
 fn apply_page(
     connection: &mut Connection,
     projector: &str,
     page: &[(LogPosition, Event)],
     last: LogPosition,
     methods: &Methods,
-    memo: &mut Memo,
-) -> Result<()> {
+    remembered: &mut Remembered,
+) -> Result<i64> {
     let transaction = connection.transaction()?;
+    let generation: i64 = transaction.query_row(
+        "UPDATE view_writes SET generation = generation + 1 WHERE id = 1 RETURNING generation",
+        [],
+        |row| row.get(0),
+    )?;
+    let memo = remembered.for_generation(generation);
     let mut indexed = Vec::with_capacity(page.len());
     for (position, event) in page {
         indexed.push((event, store_event(&transaction, *position, event)?));
@@ -411,7 +429,7 @@ fn apply_page(
         params![projector, last.0],
     )?;
     transaction.commit()?;
-    Ok(())
+    Ok(generation)
 }
 
 fn read_record(connection: &Connection, resource: &Iri) -> Result<Option<Record>> {

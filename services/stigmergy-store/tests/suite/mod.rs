@@ -17,17 +17,22 @@ use stigmergy_store::{FootprintStatus, SqliteViewStore, ViewStore, footprint_id}
 /// Opens a fresh, empty store.
 pub type Factory = fn() -> Fresh;
 
+/// Opens another handle on a store's tables, as another process would.
+pub type Reopen = Box<dyn Fn() -> Arc<dyn ViewStore> + Send + Sync>;
+
 /// A store opened for one test, with what must outlive it (its directory, its database).
 pub struct Fresh {
     // Dropped before `_keep`: the store closes before its directory or database goes.
     pub store: Arc<dyn ViewStore>,
+    pub reopen: Reopen,
     _keep: Box<dyn Any + Send>,
 }
 
 impl Fresh {
-    pub fn new(store: Arc<dyn ViewStore>, keep: impl Any + Send) -> Self {
+    pub fn new(store: Arc<dyn ViewStore>, reopen: Reopen, keep: impl Any + Send) -> Self {
         Self {
             store,
+            reopen,
             _keep: Box::new(keep),
         }
     }
@@ -45,7 +50,10 @@ impl std::ops::Deref for Fresh {
 pub fn sqlite() -> Fresh {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteViewStore::open(dir.path(), Methods::default()).unwrap();
-    Fresh::new(Arc::new(store), dir)
+    let path = dir.path().to_owned();
+    let reopen: Reopen =
+        Box::new(move || Arc::new(SqliteViewStore::open(&path, Methods::default()).unwrap()));
+    Fresh::new(Arc::new(store), reopen, dir)
 }
 
 /// One `#[tokio::test]` per case of the suite, each on a fresh store from `$factory`.
@@ -58,6 +66,7 @@ macro_rules! view_store_tests {
             a_late_input_issues_a_footprint_version_that_replaces_the_first,
             retracting_a_creation_withdraws_its_footprint_and_hides_the_event,
             each_projector_keeps_its_own_position_which_never_moves_back,
+            two_handles_applying_pages_in_turn_give_the_views_of_one,
             generated_streams_give_the_same_views_replayed_paged_interleaved_or_applied_twice,
         );
     };
@@ -446,6 +455,23 @@ pub async fn each_projector_keeps_its_own_position_which_never_moves_back(fresh:
 
 /// The generated streams the properties are checked on: every event type, hub lots, recycling
 /// loops and retractions (3 %), by six organisations.
+/// Two handles on the same tables (two processes, say) applying pages in turn: each keeps what
+/// it read from one page to the next, and must notice the other's pages.
+pub async fn two_handles_applying_pages_in_turn_give_the_views_of_one(fresh: Factory) {
+    let events = generated(41);
+    let pages = paged(logged(&events), 41);
+    let alone = store_with(fresh, pages.clone()).await;
+    let first = fresh();
+    let second = (first.reopen)();
+    for (i, page) in pages.into_iter().enumerate() {
+        let store = if i % 3 == 0 { &second } else { &first.store };
+        store.apply("views", page).await.unwrap();
+    }
+    let resources = mentioned(&events);
+    assert_same_views(&*alone, &*first, &resources, "the first handle").await;
+    assert_same_views(&*alone, &*second, &resources, "the second handle").await;
+}
+
 fn generated(seed: u64) -> Vec<Event> {
     let mix = stigmergy_testkit::Mix {
         events: 240,
