@@ -24,7 +24,7 @@ fn postgres() -> Fresh {
     let (store, database) = postgres_store();
     let url = database.url.clone();
     let reopen: suite::Reopen =
-        Box::new(move || Arc::new(PostgresViewStore::connect(&url, Methods::default()).unwrap()));
+        Box::new(move |methods| Arc::new(PostgresViewStore::connect(&url, methods).unwrap()));
     Fresh::new(Arc::new(store), reopen, database)
 }
 

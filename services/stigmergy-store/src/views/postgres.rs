@@ -20,7 +20,7 @@ use stigmergy_domain::{
     Event, EventId, Iri, LogPosition, OrganizationId, PositiveAmount, Quantity, Timestamp, Unit,
 };
 
-use super::sqlite::{corrupt, kind_from, role_from};
+use super::sqlite::{corrupt, kind_from, methods_fingerprint, role_from};
 use super::{
     FootprintStatus, FootprintVersion, Remembered, TimelineEntry, ViewStore, footprint_id,
 };
@@ -110,13 +110,17 @@ CREATE TABLE retracted (
     ),
     (
         2,
-        "a count of the pages applied, to know when another process wrote",
+        "a count of the pages applied, to know when another process wrote; the methods in force",
         "
 CREATE TABLE view_writes (
     id         INTEGER PRIMARY KEY CHECK (id = 1),
     generation BIGINT NOT NULL
 );
 INSERT INTO view_writes (id, generation) VALUES (1, 0);
+CREATE TABLE view_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 ",
     ),
 ];
@@ -189,6 +193,7 @@ impl PostgresViewStore {
     fn connect_blocking(config: postgres::Config, methods: Methods) -> Result<Self> {
         let mut client = config.connect(NoTls)?;
         migrate(&mut client)?;
+        rebuild_when_stale(&mut client, &methods)?;
         drop(client);
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
@@ -279,6 +284,35 @@ fn migrate(client: &mut Client) -> Result<()> {
             &[version, description],
         )?;
     }
+    transaction.commit()?;
+    Ok(())
+}
+
+/// The views are derived data: when they were derived with other methods (other emission
+/// factors or value-equation weights) than `methods`, they are emptied, and the projectors,
+/// finding no position, replay the log into them from the start. The page count moves on, so a
+/// process holding facts in memory from before forgets them.
+fn rebuild_when_stale(client: &mut Client, methods: &Methods) -> Result<()> {
+    let fingerprint = methods_fingerprint(methods);
+    let mut transaction = client.transaction()?;
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    let recorded: Option<String> = transaction
+        .query_opt("SELECT value FROM view_meta WHERE key = 'methods'", &[])?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+    if recorded.as_deref() == Some(fingerprint.as_str()) {
+        return Ok(());
+    }
+    transaction.batch_execute(
+        "TRUNCATE projector_positions, view_events, touches, flows, consignments, movements,
+                  records, footprints, retracted;
+         UPDATE view_writes SET generation = generation + 1 WHERE id = 1;",
+    )?;
+    transaction.execute(
+        "INSERT INTO view_meta (key, value) VALUES ('methods', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&fingerprint],
+    )?;
     transaction.commit()?;
     Ok(())
 }

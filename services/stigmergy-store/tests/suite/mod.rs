@@ -17,8 +17,9 @@ use stigmergy_store::{FootprintStatus, SqliteViewStore, ViewStore, footprint_id}
 /// Opens a fresh, empty store.
 pub type Factory = fn() -> Fresh;
 
-/// Opens another handle on a store's tables, as another process would.
-pub type Reopen = Box<dyn Fn() -> Arc<dyn ViewStore> + Send + Sync>;
+/// Opens another handle on a store's tables, as another process would, deriving with these
+/// methods.
+pub type Reopen = Box<dyn Fn(Methods) -> Arc<dyn ViewStore> + Send + Sync>;
 
 /// A store opened for one test, with what must outlive it (its directory, its database).
 pub struct Fresh {
@@ -52,7 +53,7 @@ pub fn sqlite() -> Fresh {
     let store = SqliteViewStore::open(dir.path(), Methods::default()).unwrap();
     let path = dir.path().to_owned();
     let reopen: Reopen =
-        Box::new(move || Arc::new(SqliteViewStore::open(&path, Methods::default()).unwrap()));
+        Box::new(move |methods| Arc::new(SqliteViewStore::open(&path, methods).unwrap()));
     Fresh::new(Arc::new(store), reopen, dir)
 }
 
@@ -67,6 +68,7 @@ macro_rules! view_store_tests {
             retracting_a_creation_withdraws_its_footprint_and_hides_the_event,
             each_projector_keeps_its_own_position_which_never_moves_back,
             two_handles_applying_pages_in_turn_give_the_views_of_one,
+            views_derived_with_other_methods_are_emptied_for_a_replay,
             generated_streams_give_the_same_views_replayed_paged_interleaved_or_applied_twice,
         );
     };
@@ -462,7 +464,7 @@ pub async fn two_handles_applying_pages_in_turn_give_the_views_of_one(fresh: Fac
     let pages = paged(logged(&events), 41);
     let alone = store_with(fresh, pages.clone()).await;
     let first = fresh();
-    let second = (first.reopen)();
+    let second = (first.reopen)(Methods::default());
     for (i, page) in pages.into_iter().enumerate() {
         let store = if i % 3 == 0 { &second } else { &first.store };
         store.apply("views", page).await.unwrap();
@@ -470,6 +472,39 @@ pub async fn two_handles_applying_pages_in_turn_give_the_views_of_one(fresh: Fac
     let resources = mentioned(&events);
     assert_same_views(&*alone, &*first, &resources, "the first handle").await;
     assert_same_views(&*alone, &*second, &resources, "the second handle").await;
+}
+
+/// Opened with the methods it was derived with, a store keeps its views; with other methods
+/// (another grid factor, here) it is emptied, its position back at 0, and a replay derives the
+/// views anew.
+pub async fn views_derived_with_other_methods_are_emptied_for_a_replay(fresh: Factory) {
+    let store = store_with(fresh, vec![history()]).await;
+    let position = store.position("test").await.unwrap();
+    assert!(position > LogPosition(0));
+    let kept = (store.reopen)(Methods::default());
+    assert_eq!(kept.position("test").await.unwrap(), position);
+    let before = kept.record(&resource("b2")).await.unwrap().unwrap();
+    drop(kept);
+
+    let mut other = Methods::default();
+    other.factors.grid.world += 1.0;
+    other.factors.grid.by_country.clear();
+    let emptied = (store.reopen)(other);
+    assert_eq!(emptied.position("test").await.unwrap(), LogPosition(0));
+    assert_eq!(emptied.record(&resource("b2")).await.unwrap(), None);
+    assert!(emptied.timeline(&resource("b2")).await.unwrap().is_empty());
+
+    emptied.apply("test", history()).await.unwrap();
+    let after = emptied.record(&resource("b2")).await.unwrap().unwrap();
+    let fabrication = |record: &stigmergy_domain::views::Record| {
+        record.footprint.as_ref().unwrap().per_unit.fabrication
+    };
+    assert!(
+        fabrication(&after) > fabrication(&before),
+        "b2's fabrication is derived with the new grid factor: {} then {}",
+        fabrication(&before),
+        fabrication(&after)
+    );
 }
 
 fn generated(seed: u64) -> Vec<Event> {
