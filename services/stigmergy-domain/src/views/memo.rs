@@ -7,9 +7,9 @@
 //! page forgets, of each resource its index rows name, the facts those rows can change (a new
 //! touch in a role changes the events in that role; a new flow out of it, its flows and
 //! consumers; and so on), and every fact about what the events it retracts touched: what is left
-//! is exactly what the page cannot have changed. Records are written through. The memo holds at most a given number of resources, the least recently used going
-//! first. A store that fails to apply a page clears it (the memo may hold what the failed
-//! transaction read).
+//! is exactly what the page cannot have changed. Records are written through. The memo holds at
+//! most a given number of resources, the least recently used going first. A store that fails to
+//! apply a page clears it (the memo may hold what the failed transaction read).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
