@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use stigmergy_domain::views::derive::{self, Methods};
+use stigmergy_domain::views::derive::Methods;
 use stigmergy_domain::views::{
     AnomalyKind, Breakdown, Direction, EventIndex, Factors, Facts, Flow, FlowKind, Footprint,
     FootprintChange, Holding, METHOD, METHOD_VERSION, Memo, Record, Role, journey, walk,
@@ -124,13 +124,7 @@ impl Projection {
                 .events
                 .insert(event.event_id, (*position, event.clone()));
         }
-        let touched = infallible(derive::touched(store, &indexed));
-        self.memo.forget_page(&indexed, &touched);
-        let saved = infallible(derive::refresh(
-            &mut self.memo.over(store),
-            touched,
-            &Methods::default(),
-        ));
+        let saved = infallible(self.memo.refresh_page(store, &indexed, &Methods::default()));
         let most = self.memo.capacity();
         self.memo.trim();
         assert!(

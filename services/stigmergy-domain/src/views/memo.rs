@@ -19,7 +19,7 @@ use foldhash::{HashMap, HashMapExt};
 use crate::event::Event;
 use crate::ids::{EventId, Iri, OrganizationId};
 use crate::time::Timestamp;
-use crate::views::derive::{Facts, FootprintChange, Holding, Record, Touched};
+use crate::views::derive::{self, Facts, FootprintChange, Holding, Methods, Record, Touched};
 use crate::views::index::{EventIndex, Flow, Role};
 
 /// What is known of one resource.
@@ -165,6 +165,20 @@ impl Memo {
             self.recency.push_back((tick, resource.clone()));
         }
         known
+    }
+
+    /// Refreshes what a page did, once the store has written its rows: what it touched
+    /// ([`derive::touched`]), forgotten here ([`Memo::forget_page`]), then recomputed through
+    /// the memo ([`derive::refresh`]). Returns how many records were saved.
+    pub fn refresh_page<F: Facts>(
+        &mut self,
+        facts: &mut F,
+        page: &[(&Event, EventIndex)],
+        methods: &Methods,
+    ) -> Result<usize, F::Error> {
+        let touched = derive::touched(facts, page)?;
+        self.forget_page(page, &touched);
+        derive::refresh(&mut self.over(facts), touched, methods)
     }
 
     /// The facts of `facts`, read through the memo.

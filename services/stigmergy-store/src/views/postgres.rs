@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
-use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods};
+use stigmergy_domain::views::derive::{Facts, FootprintChange, Methods};
 use stigmergy_domain::views::{Direction, EventIndex, Flow, Holding, Lineage, Record, Role, walk};
 use stigmergy_domain::{
     Event, EventId, Iri, LogPosition, OrganizationId, PositiveAmount, Quantity, Timestamp, Unit,
@@ -524,9 +524,7 @@ fn apply_page(
         statements,
         issued_at: last,
     };
-    let touched = derive::touched(&mut facts, &indexed)?;
-    memo.forget_page(&indexed, &touched);
-    derive::refresh(&mut memo.over(&mut facts), touched, methods)?;
+    memo.refresh_page(&mut facts, &indexed, methods)?;
     transaction.execute(
         "INSERT INTO projector_positions (projector, position) VALUES ($1, $2)
          ON CONFLICT (projector)

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods};
+use stigmergy_domain::views::derive::{Facts, FootprintChange, Methods};
 use stigmergy_domain::views::{
     Direction, EventIndex, Flow, FlowKind, Holding, Lineage, Record, Role, walk,
 };
@@ -420,9 +420,7 @@ fn apply_page(
             .map(|(_, e)| (e.event_id, Arc::new(e.clone())))
             .collect(),
     };
-    let touched = derive::touched(&mut facts, &indexed)?;
-    memo.forget_page(&indexed, &touched);
-    derive::refresh(&mut memo.over(&mut facts), touched, methods)?;
+    memo.refresh_page(&mut facts, &indexed, methods)?;
     transaction.execute(
         "INSERT INTO projector_positions (projector, position) VALUES (?1, ?2)
          ON CONFLICT (projector) DO UPDATE SET position = max(position, excluded.position)",
