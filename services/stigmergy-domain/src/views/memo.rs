@@ -182,7 +182,7 @@ impl Memo {
     }
 
     /// The facts of `facts`, read through the memo.
-    pub fn over<'m, F: Facts>(&'m mut self, facts: &'m mut F) -> Cached<'m, F> {
+    fn over<'m, F: Facts>(&'m mut self, facts: &'m mut F) -> Cached<'m, F> {
         Cached { memo: self, facts }
     }
 }

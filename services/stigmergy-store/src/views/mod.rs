@@ -14,7 +14,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use stigmergy_domain::views::{Direction, Footprint, Lineage, Memo, Record, Role};
+use stigmergy_domain::views::{Direction, Footprint, Lineage, Memo, Methods, Record, Role};
 use stigmergy_domain::{Event, EventId, Iri, LogPosition};
 
 pub use postgres::PostgresViewStore;
@@ -74,6 +74,27 @@ pub struct FootprintVersion {
 pub fn footprint_id(resource: &Iri, version: u32) -> uuid::Uuid {
     const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5d1c_8a4e_2f7b_4c39_9e61_0b3a_7d2f_c845);
     uuid::Uuid::new_v5(&NAMESPACE, format!("{resource}#{version}").as_bytes())
+}
+
+/// The methods in force, as a string that changes whenever a figure they give could.
+pub(crate) fn methods_fingerprint(methods: &Methods) -> String {
+    let mut grid: Vec<(&str, f64)> = methods
+        .factors
+        .grid
+        .by_country
+        .iter()
+        .map(|(country, factor)| (country.as_str(), *factor))
+        .collect();
+    grid.sort_by(|a, b| a.0.cmp(b.0));
+    format!(
+        "{} {}; {}; grid {grid:?} world {}; transport {:?}; {:?}",
+        stigmergy_domain::views::METHOD,
+        stigmergy_domain::views::METHOD_VERSION,
+        stigmergy_domain::views::contribution::METHOD,
+        methods.factors.grid.world,
+        methods.factors.transport,
+        methods.contribution
+    )
 }
 
 /// How many resources' facts a store keeps in memory from one page to the next.

@@ -20,9 +20,10 @@ use stigmergy_domain::{
     Event, EventId, Iri, LogPosition, OrganizationId, PositiveAmount, Quantity, Timestamp, Unit,
 };
 
-use super::sqlite::{corrupt, kind_from, methods_fingerprint, role_from};
+use super::sqlite::{corrupt, kind_from, role_from};
 use super::{
     FootprintStatus, FootprintVersion, Remembered, TimelineEntry, ViewStore, footprint_id,
+    methods_fingerprint,
 };
 use crate::{Error, Result};
 

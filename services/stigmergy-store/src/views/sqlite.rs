@@ -16,6 +16,7 @@ use stigmergy_domain::{
 
 use super::{
     FootprintStatus, FootprintVersion, Remembered, TimelineEntry, ViewStore, footprint_id,
+    methods_fingerprint,
 };
 use crate::sqlite::SharedConnection;
 use crate::{Error, Result};
@@ -153,27 +154,6 @@ fn rebuild_when_stale(connection: &Connection, methods: &Methods) -> Result<()> 
     Ok(())
 }
 
-/// The methods in force, as a string that changes whenever a figure they give could.
-pub(crate) fn methods_fingerprint(methods: &Methods) -> String {
-    let mut grid: Vec<(&str, f64)> = methods
-        .factors
-        .grid
-        .by_country
-        .iter()
-        .map(|(country, factor)| (country.as_str(), *factor))
-        .collect();
-    grid.sort_by(|a, b| a.0.cmp(b.0));
-    format!(
-        "{} {}; {}; grid {grid:?} world {}; transport {:?}; {:?}",
-        stigmergy_domain::views::METHOD,
-        stigmergy_domain::views::METHOD_VERSION,
-        stigmergy_domain::views::contribution::METHOD,
-        methods.factors.grid.world,
-        methods.factors.transport,
-        methods.contribution
-    )
-}
-
 /// The views store in `views.sqlite`.
 #[derive(Clone)]
 pub struct SqliteViewStore {
@@ -222,8 +202,6 @@ impl SqliteViewStore {
         // power loss the store is consistent at an earlier position and replays from there.
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "cache_size", -65536)?;
-        // Reads go through the operating system's page cache rather than copies into SQLite's.
-        connection.pragma_update(None, "mmap_size", 1i64 << 32)?;
         rebuild_when_stale(&connection, &methods)?;
         connection.execute_batch(SCHEMA)?;
         Ok(Self {
