@@ -21,14 +21,22 @@ use super::{
 use crate::sqlite::SharedConnection;
 use crate::{Error, Result};
 
+/// Every resource is numbered in the order it is first seen, and the index rows key events by
+/// their log position: what a page adds lands at the end of each index, next to what the pages
+/// before it added, so a page dirties few pages of the file however large it grows (ids and IRIs
+/// are random: keyed by them, every row went to a page of its own).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS projector_positions (
     projector TEXT PRIMARY KEY,
     position  INTEGER NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS resources (
+    no  INTEGER PRIMARY KEY,
+    iri TEXT NOT NULL UNIQUE
+) STRICT;
 CREATE TABLE IF NOT EXISTS view_events (
-    event_id    BLOB PRIMARY KEY,
-    position    INTEGER NOT NULL,
+    position    INTEGER PRIMARY KEY,
+    event_id    BLOB NOT NULL UNIQUE,
     event_type  TEXT NOT NULL,
     subject     TEXT NOT NULL,
     recorded_by TEXT NOT NULL,
@@ -36,64 +44,69 @@ CREATE TABLE IF NOT EXISTS view_events (
     envelope    TEXT NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS touches (
-    resource TEXT NOT NULL,
-    event_id BLOB NOT NULL,
+    resource INTEGER NOT NULL,
     role     TEXT NOT NULL,
-    PRIMARY KEY (resource, role, event_id)
+    position INTEGER NOT NULL,
+    PRIMARY KEY (resource, role, position)
 ) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS touches_by_event ON touches (position);
 CREATE TABLE IF NOT EXISTS flows (
-    event_id BLOB NOT NULL,
+    position INTEGER NOT NULL,
     ordinal  INTEGER NOT NULL,
-    from_id  TEXT NOT NULL,
-    to_id    TEXT NOT NULL,
+    event_id BLOB NOT NULL,
+    from_no  INTEGER NOT NULL,
+    to_no    INTEGER NOT NULL,
     kind     TEXT NOT NULL,
     amount   REAL,
     unit     TEXT,
     organization TEXT NOT NULL,
     occurred INTEGER NOT NULL,
-    PRIMARY KEY (event_id, ordinal)
-) STRICT;
-CREATE INDEX IF NOT EXISTS flows_by_consumer ON flows (from_id, organization);
+    PRIMARY KEY (position, ordinal)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS flows_by_from ON flows (from_no, organization, occurred);
+CREATE INDEX IF NOT EXISTS flows_by_to ON flows (to_no);
 CREATE TABLE IF NOT EXISTS consignments (
-    resource  TEXT NOT NULL,
+    resource  INTEGER NOT NULL,
     consignee TEXT NOT NULL,
+    position  INTEGER NOT NULL,
     event_id  BLOB NOT NULL,
     shipper   TEXT NOT NULL,
     occurred  INTEGER NOT NULL,
-    PRIMARY KEY (resource, consignee, event_id)
+    PRIMARY KEY (resource, consignee, position)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS consignments_by_time ON consignments (resource, consignee, occurred);
 CREATE INDEX IF NOT EXISTS consignments_by_shipper ON consignments (resource, shipper);
-CREATE INDEX IF NOT EXISTS flows_by_to ON flows (to_id);
 CREATE TABLE IF NOT EXISTS movements (
-    event_id     BLOB NOT NULL,
+    position     INTEGER NOT NULL,
     ordinal      INTEGER NOT NULL,
-    resource     TEXT NOT NULL,
+    resource     INTEGER NOT NULL,
     organization TEXT NOT NULL,
     inflow       INTEGER NOT NULL,
     amount       REAL NOT NULL,
     unit         TEXT NOT NULL,
-    PRIMARY KEY (event_id, ordinal)
-) STRICT;
-CREATE INDEX IF NOT EXISTS movements_by_resource ON movements (resource);
-CREATE INDEX IF NOT EXISTS touches_by_event ON touches (event_id);
+    PRIMARY KEY (position, ordinal)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS movements_by_resource ON movements (resource, organization);
 CREATE TABLE IF NOT EXISTS records (
-    resource TEXT PRIMARY KEY,
+    resource INTEGER PRIMARY KEY,
     record   TEXT NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS footprints (
-    id        BLOB PRIMARY KEY,
-    resource  TEXT NOT NULL,
+    resource  INTEGER NOT NULL,
     version   INTEGER NOT NULL,
+    id        BLOB NOT NULL,
     status    TEXT NOT NULL,
     preceding BLOB,
     issued_at INTEGER NOT NULL,
     footprint TEXT NOT NULL,
-    UNIQUE (resource, version)
-) STRICT;
+    PRIMARY KEY (resource, version)
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS retracted (
     event_id BLOB PRIMARY KEY,
     by_event BLOB NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS retracted_positions (
+    position INTEGER PRIMARY KEY
 ) STRICT;
 CREATE TABLE IF NOT EXISTS view_writes (
     id         INTEGER PRIMARY KEY CHECK (id = 1),
@@ -103,10 +116,12 @@ INSERT INTO view_writes (id, generation) VALUES (1, 0) ON CONFLICT DO NOTHING;
 ";
 
 /// The version of the tables above; a store written by another version is rebuilt.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
+/// Every table any version had, dropped for a rebuild.
 const TABLES: &[&str] = &[
     "projector_positions",
+    "resources",
     "view_events",
     "touches",
     "flows",
@@ -115,6 +130,7 @@ const TABLES: &[&str] = &[
     "records",
     "footprints",
     "retracted",
+    "retracted_positions",
     "view_writes",
     "view_meta",
 ];
@@ -159,8 +175,67 @@ fn rebuild_when_stale(connection: &Connection, methods: &Methods) -> Result<()> 
 pub struct SqliteViewStore {
     connection: SharedConnection,
     methods: Arc<Methods>,
-    /// What the refreshes read, kept across pages.
-    remembered: Arc<Mutex<Remembered>>,
+    /// What the writer keeps across pages.
+    writer: Arc<Mutex<Writer>>,
+}
+
+/// What the writer keeps from one page to the next: the memo of facts, and the numbers of the
+/// resources it has seen.
+#[derive(Debug)]
+struct Writer {
+    remembered: Remembered,
+    numbers: Numbers,
+}
+
+/// The numbers of resources (table `resources`), as read or assigned. A number never changes
+/// once committed, so what this store read or committed stays true whoever writes next; what a
+/// failed transaction assigned is forgotten.
+#[derive(Debug, Default)]
+struct Numbers(HashMap<Iri, i64>);
+
+impl Numbers {
+    /// How many numbers are kept at most; past that the map starts again.
+    const CAPACITY: usize = 2_000_000;
+
+    /// The number of `resource`, assigning the next one when it has none.
+    fn assign(&mut self, transaction: &Transaction<'_>, resource: &Iri) -> Result<i64> {
+        if let Some(no) = self.0.get(resource) {
+            return Ok(*no);
+        }
+        let no = match number_of(transaction, resource)? {
+            Some(no) => no,
+            None => transaction
+                .prepare_cached("INSERT INTO resources (iri) VALUES (?1) RETURNING no")?
+                .query_row(params![resource.as_str()], |row| row.get(0))?,
+        };
+        self.0.insert(resource.clone(), no);
+        Ok(no)
+    }
+
+    /// The number of `resource`, if it has one.
+    fn find(&mut self, transaction: &Transaction<'_>, resource: &Iri) -> Result<Option<i64>> {
+        if let Some(no) = self.0.get(resource) {
+            return Ok(Some(*no));
+        }
+        let no = number_of(transaction, resource)?;
+        if let Some(no) = no {
+            self.0.insert(resource.clone(), no);
+        }
+        Ok(no)
+    }
+
+    fn committed(&mut self) {
+        if self.0.len() > Self::CAPACITY {
+            self.0.clear();
+        }
+    }
+}
+
+fn number_of(connection: &Connection, resource: &Iri) -> Result<Option<i64>> {
+    Ok(connection
+        .prepare_cached("SELECT no FROM resources WHERE iri = ?1")?
+        .query_row(params![resource.as_str()], |row| row.get(0))
+        .optional()?)
 }
 
 impl std::fmt::Debug for SqliteViewStore {
@@ -201,13 +276,19 @@ impl SqliteViewStore {
         // The views can be rebuilt from the log, so a commit need not wait for the disk: after a
         // power loss the store is consistent at an earlier position and replays from there.
         connection.pragma_update(None, "synchronous", "NORMAL")?;
-        connection.pragma_update(None, "cache_size", -65536)?;
+        // Up to 512 MiB of pages in memory (allocated as used), and a checkpoint every 256 MiB
+        // of log rather than every 4: pages written again and again go to the file once.
+        connection.pragma_update(None, "cache_size", -524_288)?;
+        connection.pragma_update(None, "wal_autocheckpoint", 65_536)?;
         rebuild_when_stale(&connection, &methods)?;
         connection.execute_batch(SCHEMA)?;
         Ok(Self {
             connection: SharedConnection::new(connection),
             methods: Arc::new(methods),
-            remembered: Arc::new(Mutex::new(Remembered::new())),
+            writer: Arc::new(Mutex::new(Writer {
+                remembered: Remembered::new(),
+                numbers: Numbers::default(),
+            })),
         })
     }
 }
@@ -233,26 +314,26 @@ impl ViewStore for SqliteViewStore {
     async fn apply(&self, projector: &str, page: Vec<(LogPosition, Event)>) -> Result<()> {
         let projector = projector.to_owned();
         let methods = self.methods.clone();
-        let remembered = self.remembered.clone();
+        let writer = self.writer.clone();
         self.connection
             .run(move |connection| {
                 let Some(last) = page.last().map(|(position, _)| *position) else {
                     return Ok(());
                 };
-                let mut remembered = remembered
+                let mut writer = writer
                     .lock()
                     .map_err(|_| Error::Unavailable("a views writer panicked".into()))?;
-                let applied = apply_page(
-                    connection,
-                    &projector,
-                    &page,
-                    last,
-                    &methods,
-                    &mut remembered,
-                );
+                let applied =
+                    apply_page(connection, &projector, &page, last, &methods, &mut writer);
                 match applied {
-                    Ok(generation) => remembered.committed(generation),
-                    Err(_) => remembered.failed(),
+                    Ok(generation) => {
+                        writer.remembered.committed(generation);
+                        writer.numbers.committed();
+                    }
+                    Err(_) => {
+                        writer.remembered.failed();
+                        writer.numbers = Numbers::default();
+                    }
                 }
                 applied.map(|_| ())
             })
@@ -265,9 +346,10 @@ impl ViewStore for SqliteViewStore {
             .run(move |connection| {
                 let mut statement = connection.prepare_cached(
                     "SELECT e.position, e.envelope, t.role FROM touches t
-                 JOIN view_events e ON e.event_id = t.event_id
-                 WHERE t.resource = ?1 AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = t.event_id)
-                 ORDER BY e.occurred_at, e.position, t.role",
+                     JOIN view_events e ON e.position = t.position
+                     WHERE t.resource = (SELECT no FROM resources WHERE iri = ?1)
+                     AND NOT EXISTS (SELECT 1 FROM retracted_positions r WHERE r.position = t.position)
+                     ORDER BY e.occurred_at, e.position, t.role",
                 )?;
                 let rows = statement.query_map(params![resource], |row| {
                     Ok((
@@ -302,7 +384,13 @@ impl ViewStore for SqliteViewStore {
         self.connection
             .run(move |connection| {
                 walk(&resource, direction, max_depth, |direction, frontier| {
-                    neighbours(connection, direction, frontier, i64::MIN)
+                    let mut flows = Vec::new();
+                    for node in frontier {
+                        if let Some(no) = number_of(connection, node)? {
+                            flows.extend(neighbours(connection, direction, no, i64::MIN)?);
+                        }
+                    }
+                    Ok(flows)
                 })
             })
             .await
@@ -311,7 +399,10 @@ impl ViewStore for SqliteViewStore {
     async fn record(&self, resource: &Iri) -> Result<Option<Record>> {
         let resource = resource.clone();
         self.connection
-            .run(move |connection| read_record(connection, &resource))
+            .run(move |connection| match number_of(connection, &resource)? {
+                Some(no) => read_record(connection, no),
+                None => Ok(None),
+            })
             .await
     }
 
@@ -321,7 +412,7 @@ impl ViewStore for SqliteViewStore {
             .run(move |connection| {
                 let mut statement = connection.prepare_cached(
                     "SELECT id, version, status, preceding, issued_at, footprint FROM footprints
-                     WHERE resource = ?1 ORDER BY version",
+                     WHERE resource = (SELECT no FROM resources WHERE iri = ?1) ORDER BY version",
                 )?;
                 let rows = statement.query_map(params![resource.as_str()], |row| {
                     Ok((
@@ -377,7 +468,7 @@ fn apply_page(
     page: &[(LogPosition, Event)],
     last: LogPosition,
     methods: &Methods,
-    remembered: &mut Remembered,
+    writer: &mut Writer,
 ) -> Result<i64> {
     let transaction = connection.transaction()?;
     let generation: i64 = transaction.query_row(
@@ -385,18 +476,23 @@ fn apply_page(
         [],
         |row| row.get(0),
     )?;
+    let Writer {
+        remembered,
+        numbers,
+    } = writer;
     let memo = remembered.for_generation(generation);
     let mut indexed = Vec::with_capacity(page.len());
+    let mut events = HashMap::with_capacity(page.len());
     for (position, event) in page {
-        indexed.push((event, store_event(&transaction, *position, event)?));
+        let index = store_event(&transaction, numbers, *position, event)?;
+        events.insert(index.position.0 as i64, Arc::new(event.clone()));
+        indexed.push((event, index));
     }
     let mut facts = SqliteFacts {
         transaction: &transaction,
+        numbers,
         issued_at: last,
-        events: page
-            .iter()
-            .map(|(_, e)| (e.event_id, Arc::new(e.clone())))
-            .collect(),
+        events,
     };
     memo.refresh_page(&mut facts, &indexed, methods)?;
     transaction.execute(
@@ -408,10 +504,10 @@ fn apply_page(
     Ok(generation)
 }
 
-fn read_record(connection: &Connection, resource: &Iri) -> Result<Option<Record>> {
+fn read_record(connection: &Connection, resource: i64) -> Result<Option<Record>> {
     let json: Option<String> = connection
         .prepare_cached("SELECT record FROM records WHERE resource = ?1")?
-        .query_row(params![resource.as_str()], |row| row.get(0))
+        .query_row(params![resource], |row| row.get(0))
         .optional()?;
     json.map(|json| serde_json::from_str(&json).map_err(corrupt))
         .transpose()
@@ -420,22 +516,26 @@ fn read_record(connection: &Connection, resource: &Iri) -> Result<Option<Record>
 /// The store as the derivation reads and writes it, inside the transaction applying a page.
 struct SqliteFacts<'t> {
     transaction: &'t Transaction<'t>,
+    numbers: &'t mut Numbers,
     /// The position of the page's last event, stamped on the footprint versions it issues.
     issued_at: LogPosition,
-    /// The events read (or applied) in this transaction, parsed once.
-    events: HashMap<EventId, Arc<Event>>,
+    /// The events read (or applied) in this transaction, by position, parsed once.
+    events: HashMap<i64, Arc<Event>>,
 }
 
 impl SqliteFacts<'_> {
-    /// The event of a row (id, envelope), parsed unless it was already.
-    fn event(&mut self, id: &[u8], envelope: &str) -> Result<Arc<Event>> {
-        let id = event_id_from(id)?;
-        if let Some(event) = self.events.get(&id) {
+    /// The event of a row (position, envelope), parsed unless it was already.
+    fn event(&mut self, position: i64, envelope: &str) -> Result<Arc<Event>> {
+        if let Some(event) = self.events.get(&position) {
             return Ok(event.clone());
         }
         let event: Arc<Event> = Arc::new(serde_json::from_str(envelope).map_err(corrupt)?);
-        self.events.insert(id, event.clone());
+        self.events.insert(position, event.clone());
         Ok(event)
+    }
+
+    fn number(&mut self, resource: &Iri) -> Result<Option<i64>> {
+        self.numbers.find(self.transaction, resource)
     }
 }
 
@@ -443,37 +543,41 @@ impl Facts for SqliteFacts<'_> {
     type Error = Error;
 
     fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Arc<Event>>> {
-        // One range of the touches' primary key per role, in event-id order, merged.
+        let Some(no) = self.number(resource)? else {
+            return Ok(Vec::new());
+        };
+        // One range of the touches' primary key per role, merged in event-id order.
         let mut statement = self.transaction.prepare_cached(
-            "SELECT e.event_id, e.envelope FROM touches t JOIN view_events e ON e.event_id = t.event_id
+            "SELECT e.position, e.event_id, e.envelope FROM touches t
+             JOIN view_events e ON e.position = t.position
              WHERE t.resource = ?1 AND t.role = ?2
-             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = t.event_id)
-             ORDER BY t.event_id",
+             AND NOT EXISTS (SELECT 1 FROM retracted_positions r WHERE r.position = t.position)",
         )?;
-        let mut rows: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut rows: Vec<(i64, Vec<u8>, String)> = Vec::new();
         for role in roles {
-            let found = statement.query_map(params![resource.as_str(), role.name()], |row| {
-                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
+            let found = statement.query_map(params![no, role.name()], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })?;
             for row in found {
                 rows.push(row?);
             }
         }
         drop(statement);
-        if roles.len() > 1 {
-            rows.sort_by(|a, b| a.0.cmp(&b.0));
-            rows.dedup_by(|a, b| a.0 == b.0);
-        }
+        rows.sort_by(|a, b| a.1.cmp(&b.1));
+        rows.dedup_by(|a, b| a.0 == b.0);
         rows.iter()
-            .map(|(id, envelope)| self.event(id, envelope))
+            .map(|(position, _, envelope)| self.event(*position, envelope))
             .collect()
     }
 
     fn flows_from(&mut self, resource: &Iri, since: Option<Timestamp>) -> Result<Vec<Flow>> {
+        let Some(no) = self.number(resource)? else {
+            return Ok(Vec::new());
+        };
         neighbours(
             self.transaction,
             Direction::Downstream,
-            std::slice::from_ref(resource),
+            no,
             since.map_or(i64::MIN, |t| t.unix_micros()),
         )
     }
@@ -484,17 +588,18 @@ impl Facts for SqliteFacts<'_> {
         organization: &OrganizationId,
         since: Timestamp,
     ) -> Result<Vec<Iri>> {
+        let Some(no) = self.number(resource)? else {
+            return Ok(Vec::new());
+        };
         let mut statement = self.transaction.prepare_cached(
-            "SELECT DISTINCT f.to_id FROM flows f WHERE f.from_id = ?1 AND f.organization = ?2
+            "SELECT DISTINCT r.iri FROM flows f JOIN resources r ON r.no = f.to_no
+             WHERE f.from_no = ?1 AND f.organization = ?2
              AND f.occurred >= ?3 AND f.kind IN ('input', 'part')
-             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id) ORDER BY f.to_id",
+             AND NOT EXISTS (SELECT 1 FROM retracted_positions x WHERE x.position = f.position)
+             ORDER BY r.iri",
         )?;
         let rows = statement.query_map(
-            params![
-                resource.as_str(),
-                organization.as_str(),
-                since.unix_micros()
-            ],
+            params![no, organization.as_str(), since.unix_micros()],
             |row| row.get::<_, String>(0),
         )?;
         rows.map(|row| Iri::parse(row?).map_err(corrupt)).collect()
@@ -506,20 +611,22 @@ impl Facts for SqliteFacts<'_> {
         consignee: &OrganizationId,
         at: Timestamp,
     ) -> Result<Option<Arc<Event>>> {
+        let Some(no) = self.number(resource)? else {
+            return Ok(None);
+        };
         let mut statement = self.transaction.prepare_cached(
-            "SELECT e.event_id, e.envelope FROM consignments c JOIN view_events e ON e.event_id = c.event_id
+            "SELECT e.position, e.envelope FROM consignments c JOIN view_events e ON e.position = c.position
              WHERE c.resource = ?1 AND c.consignee = ?2 AND c.occurred <= ?3
-             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = c.event_id)
+             AND NOT EXISTS (SELECT 1 FROM retracted_positions r WHERE r.position = c.position)
              ORDER BY c.occurred DESC, c.event_id DESC LIMIT 1",
         )?;
-        let row: Option<(Vec<u8>, String)> = statement
-            .query_row(
-                params![resource.as_str(), consignee.as_str(), at.unix_micros()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
+        let row: Option<(i64, String)> = statement
+            .query_row(params![no, consignee.as_str(), at.unix_micros()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
             .optional()?;
         drop(statement);
-        row.map(|(id, envelope)| self.event(&id, &envelope))
+        row.map(|(position, envelope)| self.event(position, &envelope))
             .transpose()
     }
 
@@ -528,26 +635,31 @@ impl Facts for SqliteFacts<'_> {
         resource: &Iri,
         shipper: &OrganizationId,
     ) -> Result<Vec<OrganizationId>> {
+        let Some(no) = self.number(resource)? else {
+            return Ok(Vec::new());
+        };
         let mut statement = self.transaction.prepare_cached(
             "SELECT DISTINCT c.consignee FROM consignments c WHERE c.resource = ?1 AND c.shipper = ?2
-             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = c.event_id)
+             AND NOT EXISTS (SELECT 1 FROM retracted_positions r WHERE r.position = c.position)
              ORDER BY c.consignee",
         )?;
-        let rows = statement.query_map(params![resource.as_str(), shipper.as_str()], |row| {
-            row.get::<_, String>(0)
-        })?;
+        let rows =
+            statement.query_map(params![no, shipper.as_str()], |row| row.get::<_, String>(0))?;
         rows.map(|row| Iri::parse(row?).map_err(corrupt)).collect()
     }
 
     fn holdings(&mut self, resource: &Iri) -> Result<Vec<Holding>> {
+        let Some(no) = self.number(resource)? else {
+            return Ok(Vec::new());
+        };
         let mut statement = self.transaction.prepare_cached(
             "SELECT organization, unit, total(CASE WHEN inflow THEN amount ELSE 0 END),
              total(CASE WHEN inflow THEN 0 ELSE amount END)
              FROM movements m WHERE m.resource = ?1
-             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = m.event_id)
+             AND NOT EXISTS (SELECT 1 FROM retracted_positions r WHERE r.position = m.position)
              GROUP BY organization, unit ORDER BY organization, unit",
         )?;
-        let rows = statement.query_map(params![resource.as_str()], |row| {
+        let rows = statement.query_map(params![no], |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, String>(1)?,
@@ -573,34 +685,38 @@ impl Facts for SqliteFacts<'_> {
         resource: &Iri,
         organization: &OrganizationId,
     ) -> Result<Vec<EventId>> {
+        let Some(no) = self.number(resource)? else {
+            return Ok(Vec::new());
+        };
         let mut statement = self.transaction.prepare_cached(
-            "SELECT DISTINCT m.event_id FROM movements m WHERE m.resource = ?1 AND m.organization = ?2
-             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = m.event_id)
-             ORDER BY m.event_id",
+            "SELECT DISTINCT e.event_id FROM movements m JOIN view_events e ON e.position = m.position
+             WHERE m.resource = ?1 AND m.organization = ?2
+             AND NOT EXISTS (SELECT 1 FROM retracted_positions r WHERE r.position = m.position)
+             ORDER BY e.event_id",
         )?;
-        let rows = statement
-            .query_map(params![resource.as_str(), organization.as_str()], |row| {
-                row.get::<_, Vec<u8>>(0)
-            })?;
+        let rows = statement.query_map(params![no, organization.as_str()], |row| {
+            row.get::<_, Vec<u8>>(0)
+        })?;
         rows.map(|row| event_id_from(&row?)).collect()
     }
 
     fn touched_by(&mut self, event: EventId) -> Result<Option<(Timestamp, Vec<Iri>)>> {
-        let occurred: Option<String> = self
+        let found: Option<(i64, String)> = self
             .transaction
-            .prepare_cached("SELECT occurred_at FROM view_events WHERE event_id = ?1")?
-            .query_row(params![&event.as_bytes()[..]], |row| row.get(0))
+            .prepare_cached("SELECT position, occurred_at FROM view_events WHERE event_id = ?1")?
+            .query_row(params![&event.as_bytes()[..]], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
             .optional()?;
-        let Some(occurred) = occurred else {
+        let Some((position, occurred)) = found else {
             return Ok(None);
         };
         let occurred = Timestamp::parse(&occurred).map_err(corrupt)?;
         let mut statement = self.transaction.prepare_cached(
-            "SELECT DISTINCT resource FROM touches WHERE event_id = ?1 ORDER BY resource",
+            "SELECT DISTINCT r.iri FROM touches t JOIN resources r ON r.no = t.resource
+             WHERE t.position = ?1 ORDER BY r.iri",
         )?;
-        let rows = statement.query_map(params![&event.as_bytes()[..]], |row| {
-            row.get::<_, String>(0)
-        })?;
+        let rows = statement.query_map(params![position], |row| row.get::<_, String>(0))?;
         let mut resources = Vec::new();
         for row in rows {
             resources.push(Iri::parse(row?).map_err(corrupt)?);
@@ -609,17 +725,21 @@ impl Facts for SqliteFacts<'_> {
     }
 
     fn record(&mut self, resource: &Iri) -> Result<Option<Record>> {
-        read_record(self.transaction, resource)
+        match self.number(resource)? {
+            Some(no) => read_record(self.transaction, no),
+            None => Ok(None),
+        }
     }
 
     fn save(&mut self, resource: &Iri, record: &Record, change: FootprintChange) -> Result<()> {
+        let no = self.numbers.assign(self.transaction, resource)?;
         let json = serde_json::to_string(record).map_err(corrupt)?;
         self.transaction
             .prepare_cached(
                 "INSERT INTO records (resource, record) VALUES (?1, ?2)
                  ON CONFLICT (resource) DO UPDATE SET record = excluded.record",
             )?
-            .execute(params![resource.as_str(), json])?;
+            .execute(params![no, json])?;
         if change == FootprintChange::Unchanged {
             return Ok(());
         }
@@ -628,24 +748,26 @@ impl Facts for SqliteFacts<'_> {
             .prepare_cached(
                 "SELECT id, version FROM footprints WHERE resource = ?1 ORDER BY version DESC LIMIT 1",
             )?
-            .query_row(params![resource.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+            .query_row(params![no], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
-        if let Some((id, _)) = &current {
+        if let Some((_, version)) = &current {
             self.transaction
-                .prepare_cached("UPDATE footprints SET status = 'Deprecated' WHERE id = ?1")?
-                .execute(params![id])?;
+                .prepare_cached(
+                    "UPDATE footprints SET status = 'Deprecated' WHERE resource = ?1 AND version = ?2",
+                )?
+                .execute(params![no, version])?;
         }
         if let (FootprintChange::Issued, Some(footprint)) = (change, &record.footprint) {
             let version = current.as_ref().map_or(1, |(_, version)| version + 1);
             self.transaction
                 .prepare_cached(
-                    "INSERT INTO footprints (id, resource, version, status, preceding, issued_at, footprint)
+                    "INSERT INTO footprints (resource, version, id, status, preceding, issued_at, footprint)
                      VALUES (?1, ?2, ?3, 'Active', ?4, ?5, ?6)",
                 )?
                 .execute(params![
-                    &footprint_id(resource, version).as_bytes()[..],
-                    resource.as_str(),
+                    no,
                     version,
+                    &footprint_id(resource, version).as_bytes()[..],
                     current.map(|(id, _)| id),
                     self.issued_at.0,
                     serde_json::to_string(footprint).map_err(corrupt)?,
@@ -661,45 +783,66 @@ fn event_id_from(bytes: &[u8]) -> Result<EventId> {
         .map_err(corrupt)
 }
 
-/// Writes an event and its index rows (upserts), and returns the rows for the refresh.
+/// Writes an event and its index rows, unless it is already stored, and returns the rows for
+/// the refresh (at the position where the event was first stored).
 fn store_event(
-    transaction: &rusqlite::Transaction<'_>,
+    transaction: &Transaction<'_>,
+    numbers: &mut Numbers,
     position: LogPosition,
     event: &Event,
 ) -> Result<EventIndex> {
     let id = &event.event_id.as_bytes()[..];
+    let stored: Option<i64> = transaction
+        .prepare_cached("SELECT position FROM view_events WHERE event_id = ?1")?
+        .query_row(params![id], |row| row.get(0))
+        .optional()?;
+    if let Some(stored) = stored {
+        return Ok(EventIndex::of(event, LogPosition(stored as u64)));
+    }
     let envelope = serde_json::to_string(event).map_err(corrupt)?;
-    transaction
+    let inserted = transaction
         .prepare_cached(
-            "INSERT INTO view_events (event_id, position, event_type, subject, recorded_by, occurred_at, envelope)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (event_id) DO NOTHING",
+            "INSERT INTO view_events (position, event_id, event_type, subject, recorded_by, occurred_at, envelope)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
         )?
         .execute(params![
-            id,
             position.0,
+            id,
             event.event_type().name(),
             event.subject.as_str(),
             event.recorded_by.as_str(),
             event.occurred_at.to_string(),
             envelope
         ])?;
+    if inserted == 0 {
+        return Err(Error::Unavailable(format!(
+            "log position {} holds another event than {} in the views store",
+            position.0, event.event_id
+        )));
+    }
     let index = EventIndex::of(event, position);
+    let at = position.0 as i64;
     let mut touch = transaction.prepare_cached(
-        "INSERT INTO touches (resource, event_id, role) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        "INSERT INTO touches (resource, role, position) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
     )?;
     for row in &index.touches {
-        touch.execute(params![row.resource.as_str(), id, row.role.name()])?;
+        touch.execute(params![
+            numbers.assign(transaction, &row.resource)?,
+            row.role.name(),
+            at
+        ])?;
     }
     let mut flow = transaction.prepare_cached(
-        "INSERT INTO flows (event_id, ordinal, from_id, to_id, kind, amount, unit, organization, occurred)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+        "INSERT INTO flows (position, ordinal, event_id, from_no, to_no, kind, amount, unit, organization, occurred)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     for (ordinal, row) in index.flows.iter().enumerate() {
         flow.execute(params![
-            id,
+            at,
             ordinal as i64,
-            row.from.as_str(),
-            row.to.as_str(),
+            id,
+            numbers.assign(transaction, &row.from)?,
+            numbers.assign(transaction, &row.to)?,
             row.kind.name(),
             row.quantity.map(|q| q.amount.get()),
             row.quantity.map(|q| q.unit.code()),
@@ -708,93 +851,110 @@ fn store_event(
         ])?;
     }
     let mut consignment = transaction.prepare_cached(
-        "INSERT INTO consignments (resource, consignee, event_id, shipper, occurred)
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        "INSERT INTO consignments (resource, consignee, position, event_id, shipper, occurred)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for row in &index.consignments {
         consignment.execute(params![
-            row.resource.as_str(),
+            numbers.assign(transaction, &row.resource)?,
             row.consignee.as_str(),
+            at,
             id,
             row.shipper.as_str(),
             event.occurred_at.unix_micros(),
         ])?;
     }
     let mut movement = transaction.prepare_cached(
-        "INSERT INTO movements (event_id, ordinal, resource, organization, inflow, amount, unit)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+        "INSERT INTO movements (position, ordinal, resource, organization, inflow, amount, unit)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for (ordinal, row) in index.movements.iter().enumerate() {
         movement.execute(params![
-            id,
+            at,
             ordinal as i64,
-            row.resource.as_str(),
+            numbers.assign(transaction, &row.resource)?,
             row.organization.as_str(),
             row.inflow,
             row.measure.amount,
             row.measure.unit.code(),
         ])?;
     }
+    // A retraction hides the event it retracts if it is stored; an event retracted before it
+    // arrived is hidden as it is stored.
     if let Some(retracted) = EventIndex::retracts(event) {
         transaction
             .prepare_cached(
                 "INSERT INTO retracted (event_id, by_event) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             )?
             .execute(params![&retracted.as_bytes()[..], id])?;
+        transaction
+            .prepare_cached(
+                "INSERT INTO retracted_positions (position)
+                 SELECT position FROM view_events WHERE event_id = ?1 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![&retracted.as_bytes()[..]])?;
     }
+    transaction
+        .prepare_cached(
+            "INSERT INTO retracted_positions (position)
+             SELECT ?1 FROM retracted WHERE event_id = ?2 ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![at, id])?;
     Ok(index)
 }
 
-/// The flows into (upstream) or out of (downstream) the resources of `frontier`, of events that
-/// occurred at `since` (microseconds since the epoch) or later.
+/// The flows into (upstream) or out of (downstream) resource number `node`, of events that
+/// occurred at `since` (microseconds since the epoch) or later, in event-id order.
 fn neighbours(
     connection: &Connection,
     direction: Direction,
-    frontier: &[Iri],
+    node: i64,
     since: i64,
 ) -> Result<Vec<Flow>> {
     let sql = match direction {
         Direction::Upstream => {
-            "SELECT f.from_id, f.to_id, f.kind, f.amount, f.unit FROM flows f WHERE f.to_id = ?1
+            "SELECT a.iri, b.iri, f.kind, f.amount, f.unit FROM flows f
+             JOIN resources a ON a.no = f.from_no JOIN resources b ON b.no = f.to_no
+             WHERE f.to_no = ?1
              AND (f.occurred >= ?2 OR f.kind IN ('input', 'part'))
-             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+             AND NOT EXISTS (SELECT 1 FROM retracted_positions r WHERE r.position = f.position)
              ORDER BY f.event_id, f.ordinal"
         }
         Direction::Downstream => {
-            "SELECT f.from_id, f.to_id, f.kind, f.amount, f.unit FROM flows f WHERE f.from_id = ?1
+            "SELECT a.iri, b.iri, f.kind, f.amount, f.unit FROM flows f
+             JOIN resources a ON a.no = f.from_no JOIN resources b ON b.no = f.to_no
+             WHERE f.from_no = ?1
              AND (f.occurred >= ?2 OR f.kind IN ('input', 'part'))
-             AND NOT EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = f.event_id)
+             AND NOT EXISTS (SELECT 1 FROM retracted_positions r WHERE r.position = f.position)
              ORDER BY f.event_id, f.ordinal"
         }
     };
     let mut statement = connection.prepare_cached(sql)?;
+    let rows = statement.query_map(params![node, since], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, Option<f64>>(3)?,
+            row.get::<_, Option<String>>(4)?,
+        ))
+    })?;
     let mut flows = Vec::new();
-    for node in frontier {
-        let rows = statement.query_map(params![node.as_str(), since], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, Option<f64>>(3)?,
-                row.get::<_, Option<String>>(4)?,
-            ))
-        })?;
-        for row in rows {
-            let (from, to, kind, amount, unit) = row?;
-            let quantity = match (amount, unit) {
-                (Some(amount), Some(unit)) => Some(Quantity {
-                    amount: PositiveAmount::new(amount).map_err(corrupt)?,
-                    unit: Unit::from_code(&unit).ok_or_else(|| corrupt(&unit))?,
-                }),
-                _ => None,
-            };
-            flows.push(Flow {
-                from: Iri::parse(from).map_err(corrupt)?,
-                to: Iri::parse(to).map_err(corrupt)?,
-                kind: kind_from(&kind).ok_or_else(|| corrupt(&kind))?,
-                quantity,
-            });
-        }
+    for row in rows {
+        let (from, to, kind, amount, unit) = row?;
+        let quantity = match (amount, unit) {
+            (Some(amount), Some(unit)) => Some(Quantity {
+                amount: PositiveAmount::new(amount).map_err(corrupt)?,
+                unit: Unit::from_code(&unit).ok_or_else(|| corrupt(&unit))?,
+            }),
+            _ => None,
+        };
+        flows.push(Flow {
+            from: Iri::parse(from).map_err(corrupt)?,
+            to: Iri::parse(to).map_err(corrupt)?,
+            kind: kind_from(&kind).ok_or_else(|| corrupt(&kind))?,
+            quantity,
+        });
     }
     Ok(flows)
 }
