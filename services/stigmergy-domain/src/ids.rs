@@ -50,9 +50,17 @@ fn licence_pattern() -> String {
 /// An internationalised resource identifier naming a design, a material lot, a batch, a
 /// shipment, an organisation or a person: `urn:uuid:…` (lower-case), an EPC URN
 /// (`urn:epc:id:sgtin:…`), or an `https://` IRI the owner controls (GS1 Digital Link included).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Iri(String);
+///
+/// Shared, not copied: a clone is a reference count.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Iri(std::sync::Arc<str>);
+
+impl Serialize for Iri {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 impl Iri {
     pub fn parse(text: impl Into<String>) -> Result<Self, String> {
@@ -66,12 +74,12 @@ impl Iri {
                  (urn:epc:id:…) or an https:// IRI"
             ));
         }
-        Ok(Self(text))
+        Ok(Self(text.into()))
     }
 
     /// The `urn:uuid:` IRI of a UUID.
     pub fn from_uuid(uuid: uuid::Uuid) -> Self {
-        Self(format!("urn:uuid:{}", uuid.hyphenated()))
+        Self(format!("urn:uuid:{}", uuid.hyphenated()).into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -88,7 +96,7 @@ impl TryFrom<String> for Iri {
 
 impl From<Iri> for String {
     fn from(value: Iri) -> Self {
-        value.0
+        value.0.to_string()
     }
 }
 

@@ -312,14 +312,14 @@ impl Facts for ReadStore {
         Ok(Some((occurred, resources)))
     }
 
-    fn record(&mut self, resource: &Iri) -> Result<Option<Record>, Infallible> {
-        Ok(self.records.get(resource).cloned())
+    fn record(&mut self, resource: &Iri) -> Result<Option<Arc<Record>>, Infallible> {
+        Ok(self.records.get(resource).cloned().map(Arc::new))
     }
 
     fn save(
         &mut self,
         resource: &Iri,
-        record: &Record,
+        record: &Arc<Record>,
         change: FootprintChange,
     ) -> Result<(), Infallible> {
         let issued = self
@@ -334,7 +334,7 @@ impl Facts for ReadStore {
             FootprintChange::Withdrawn => self.versions.push((resource.clone(), issued, change)),
             FootprintChange::Unchanged => {}
         }
-        self.records.insert(resource.clone(), record.clone());
+        self.records.insert(resource.clone(), Record::clone(record));
         Ok(())
     }
 }

@@ -242,12 +242,12 @@ pub trait Facts {
     /// when it is retracted); `None` when the event is not known (yet).
     fn touched_by(&mut self, event: EventId) -> Result<Option<(Timestamp, Vec<Iri>)>, Self::Error>;
     /// The record stored for `resource`.
-    fn record(&mut self, resource: &Iri) -> Result<Option<Record>, Self::Error>;
+    fn record(&mut self, resource: &Iri) -> Result<Option<Arc<Record>>, Self::Error>;
     /// Stores the record of `resource`, and a new footprint version or a withdrawal.
     fn save(
         &mut self,
         resource: &Iri,
-        record: &Record,
+        record: &Arc<Record>,
         change: FootprintChange,
     ) -> Result<(), Self::Error>;
 }
@@ -435,7 +435,8 @@ pub fn refresh<F: Facts>(
     }
     for resource in custody_only.iter().filter(|r| !done.contains(r)) {
         let derived = match facts.record(resource)? {
-            Some(mut record) => {
+            Some(record) => {
+                let mut record = Record::clone(&record);
                 record
                     .anomalies
                     .retain(|a| !matches!(a.kind, AnomalyKind::MassBalance | AnomalyKind::Custody));
@@ -492,7 +493,7 @@ fn save_if_changed<F: Facts>(
         (Some(_), None) => FootprintChange::Withdrawn,
         _ => FootprintChange::Unchanged,
     };
-    facts.save(resource, &derived, change)?;
+    facts.save(resource, &Arc::new(derived), change)?;
     Ok(true)
 }
 
@@ -818,7 +819,7 @@ fn batch<F: Facts>(
         inputs.push(input_footprint(
             facts,
             &input.resource,
-            upstream.as_ref(),
+            upstream.as_deref(),
             maker,
             creation.occurred_at,
             &methods.factors,
@@ -835,7 +836,7 @@ fn batch<F: Facts>(
                 parts.push(input_footprint(
                     facts,
                     &part.resource,
-                    upstream.as_ref(),
+                    upstream.as_deref(),
                     &event.recorded_by,
                     event.occurred_at,
                     &methods.factors,

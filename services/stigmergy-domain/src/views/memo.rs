@@ -33,7 +33,7 @@ struct Known {
     consignees: HashMap<OrganizationId, Vec<OrganizationId>>,
     holdings: Option<Vec<Holding>>,
     movement_events: HashMap<OrganizationId, Vec<EventId>>,
-    record: Option<Option<Record>>,
+    record: Option<Option<Arc<Record>>>,
     /// The page in which the resource was last used, to find the least recently used.
     used: u64,
 }
@@ -316,7 +316,7 @@ impl<F: Facts> Facts for Cached<'_, F> {
         self.facts.touched_by(event)
     }
 
-    fn record(&mut self, resource: &Iri) -> Result<Option<Record>, F::Error> {
+    fn record(&mut self, resource: &Iri) -> Result<Option<Arc<Record>>, F::Error> {
         if let Some(known) = &self.memo.entry(resource).record {
             return Ok(known.clone());
         }
@@ -328,7 +328,7 @@ impl<F: Facts> Facts for Cached<'_, F> {
     fn save(
         &mut self,
         resource: &Iri,
-        record: &Record,
+        record: &Arc<Record>,
         change: FootprintChange,
     ) -> Result<(), F::Error> {
         self.facts.save(resource, record, change)?;

@@ -725,12 +725,17 @@ impl Facts for PostgresFacts<'_, '_> {
         Ok(Some((occurred, iris(&rows)?)))
     }
 
-    fn record(&mut self, resource: &Iri) -> Result<Option<Record>> {
-        read_record(self.transaction, &mut self.statements, resource)
+    fn record(&mut self, resource: &Iri) -> Result<Option<Arc<Record>>> {
+        Ok(read_record(self.transaction, &mut self.statements, resource)?.map(Arc::new))
     }
 
-    fn save(&mut self, resource: &Iri, record: &Record, change: FootprintChange) -> Result<()> {
-        let json = serde_json::to_string(record).map_err(corrupt)?;
+    fn save(
+        &mut self,
+        resource: &Iri,
+        record: &Arc<Record>,
+        change: FootprintChange,
+    ) -> Result<()> {
+        let json = serde_json::to_string(record.as_ref()).map_err(corrupt)?;
         self.statements.execute(
             self.transaction,
             "INSERT INTO records (resource, record) VALUES ($1, $2)

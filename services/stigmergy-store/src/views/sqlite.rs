@@ -724,16 +724,21 @@ impl Facts for SqliteFacts<'_> {
         Ok(Some((occurred, resources)))
     }
 
-    fn record(&mut self, resource: &Iri) -> Result<Option<Record>> {
+    fn record(&mut self, resource: &Iri) -> Result<Option<Arc<Record>>> {
         match self.number(resource)? {
-            Some(no) => read_record(self.transaction, no),
+            Some(no) => Ok(read_record(self.transaction, no)?.map(Arc::new)),
             None => Ok(None),
         }
     }
 
-    fn save(&mut self, resource: &Iri, record: &Record, change: FootprintChange) -> Result<()> {
+    fn save(
+        &mut self,
+        resource: &Iri,
+        record: &Arc<Record>,
+        change: FootprintChange,
+    ) -> Result<()> {
         let no = self.numbers.assign(self.transaction, resource)?;
-        let json = serde_json::to_string(record).map_err(corrupt)?;
+        let json = serde_json::to_string(record.as_ref()).map_err(corrupt)?;
         self.transaction
             .prepare_cached(
                 "INSERT INTO records (resource, record) VALUES (?1, ?2)
