@@ -114,7 +114,9 @@ impl Projection {
         let store = &mut self.store;
         let mut indexed = Vec::with_capacity(page.len());
         for (position, event) in page {
-            let index = EventIndex::of(event, *position);
+            let mut index = EventIndex::of(event, *position);
+            index.counted = !store.rows.contains_key(&event.event_id)
+                && !store.retracted.contains(&event.event_id);
             indexed.push((event, index.clone()));
             store.rows.insert(event.event_id, index);
             if let Some(retracted) = EventIndex::retracts(event) {

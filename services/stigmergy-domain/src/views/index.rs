@@ -133,6 +133,10 @@ pub struct EventIndex {
     pub flows: Vec<Flow>,
     pub movements: Vec<Movement>,
     pub consignments: Vec<Consignment>,
+    /// Whether the store has just stored the event for the first time, and counts it (it was
+    /// not retracted before it arrived): what is remembered of the resources it moves can then
+    /// take in its movements instead of being read again. `false` unless the store says so.
+    pub counted: bool,
 }
 
 impl EventIndex {
@@ -146,6 +150,7 @@ impl EventIndex {
             flows: Vec::new(),
             movements: Vec::new(),
             consignments: Vec::new(),
+            counted: false,
         };
         let mut touch = |resource: &Iri, role| {
             let row = Touch {

@@ -20,7 +20,7 @@ use crate::event::Event;
 use crate::ids::{EventId, Iri, OrganizationId};
 use crate::time::Timestamp;
 use crate::views::derive::{self, Facts, FootprintChange, Holding, Methods, Record, Touched};
-use crate::views::index::{EventIndex, Flow, Role};
+use crate::views::index::{EventIndex, Flow, Movement, Role};
 
 /// What is known of one resource.
 #[derive(Default)]
@@ -111,8 +111,11 @@ impl Memo {
             }
             for movement in &index.movements {
                 if let Some(known) = self.known.get_mut(&movement.resource) {
-                    known.holdings = None;
                     known.movement_events.clear();
+                    match &mut known.holdings {
+                        Some(holdings) if index.counted => take_in(holdings, movement),
+                        _ => known.holdings = None,
+                    }
                 }
             }
             for consignment in &index.consignments {
@@ -184,6 +187,33 @@ impl Memo {
     /// The facts of `facts`, read through the memo.
     fn over<'m, F: Facts>(&'m mut self, facts: &'m mut F) -> Cached<'m, F> {
         Cached { memo: self, facts }
+    }
+}
+
+/// Adds a movement to the holdings of its resource, kept in (organisation, unit code) order.
+fn take_in(holdings: &mut Vec<Holding>, movement: &Movement) {
+    let unit = movement.measure.unit;
+    let key = (&movement.organization, unit.code());
+    let at = holdings.binary_search_by(|h| (&h.organization, h.unit.code()).cmp(&key));
+    let holding = match at {
+        Ok(i) => &mut holdings[i],
+        Err(i) => {
+            holdings.insert(
+                i,
+                Holding {
+                    organization: movement.organization.clone(),
+                    unit,
+                    inflow: 0.0,
+                    outflow: 0.0,
+                },
+            );
+            &mut holdings[i]
+        }
+    };
+    if movement.inflow {
+        holding.inflow += movement.measure.amount;
+    } else {
+        holding.outflow += movement.measure.amount;
     }
 }
 

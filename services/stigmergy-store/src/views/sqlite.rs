@@ -825,7 +825,7 @@ fn store_event(
             position.0, event.event_id
         )));
     }
-    let index = EventIndex::of(event, position);
+    let mut index = EventIndex::of(event, position);
     let at = position.0 as i64;
     let mut touch = transaction.prepare_cached(
         "INSERT INTO touches (resource, role, position) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
@@ -899,12 +899,13 @@ fn store_event(
             )?
             .execute(params![&retracted.as_bytes()[..]])?;
     }
-    transaction
+    let retracted_before = transaction
         .prepare_cached(
             "INSERT INTO retracted_positions (position)
              SELECT ?1 FROM retracted WHERE event_id = ?2 ON CONFLICT DO NOTHING",
         )?
         .execute(params![at, id])?;
+    index.counted = retracted_before == 0;
     Ok(index)
 }
 
