@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use stigmergy_domain::views::derive::Methods;
+use stigmergy_domain::views::derive::{Methods, Touching};
 use stigmergy_domain::views::{
     AnomalyKind, Breakdown, Direction, EventIndex, Factors, Facts, Flow, FlowKind, Footprint,
     FootprintChange, Holding, METHOD, METHOD_VERSION, Memo, Record, Role, journey, walk,
@@ -301,8 +301,8 @@ impl Facts for ReadStore {
             .collect())
     }
 
-    fn touched_by(&mut self, event: EventId) -> Result<Option<(Timestamp, Vec<Iri>)>, Infallible> {
-        let Some((_, occurred)) = self.events.get(&event).map(|(p, e)| (p, e.occurred_at)) else {
+    fn touched_by(&mut self, event: EventId) -> Result<Option<Touching>, Infallible> {
+        let Some(gone) = self.events.get(&event).map(|(_, e)| Arc::new(e.clone())) else {
             return Ok(None);
         };
         let mut resources: Vec<Iri> = Vec::new();
@@ -311,7 +311,7 @@ impl Facts for ReadStore {
                 resources.push(touch.resource.clone());
             }
         }
-        Ok(Some((occurred, resources)))
+        Ok(Some((gone, resources)))
     }
 
     fn record(&mut self, resource: &Iri) -> Result<Option<Arc<Record>>, Infallible> {

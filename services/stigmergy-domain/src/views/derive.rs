@@ -238,9 +238,9 @@ pub trait Facts {
         resource: &Iri,
         organization: &OrganizationId,
     ) -> Result<Vec<EventId>, Self::Error>;
-    /// When an event occurred and every resource it touches, retracted or not (to refresh them
-    /// when it is retracted); `None` when the event is not known (yet).
-    fn touched_by(&mut self, event: EventId) -> Result<Option<(Timestamp, Vec<Iri>)>, Self::Error>;
+    /// An event and every resource it touches, retracted or not (to refresh them when it is
+    /// retracted); `None` when the event is not known (yet).
+    fn touched_by(&mut self, event: EventId) -> Result<Option<Touching>, Self::Error>;
     /// The record stored for `resource`.
     fn record(&mut self, resource: &Iri) -> Result<Option<Arc<Record>>, Self::Error>;
     /// Stores the record of `resource`, and a new footprint version or a withdrawal.
@@ -251,6 +251,9 @@ pub trait Facts {
         change: FootprintChange,
     ) -> Result<(), Self::Error>;
 }
+
+/// An event and every resource it touches.
+pub type Touching = (Arc<Event>, Vec<Iri>);
 
 /// The configuration the derivation applies.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -345,12 +348,21 @@ pub fn touched<F: Facts>(
         }
         // What was made before the retracted event occurred never depended on it.
         if let Some(retracted) = EventIndex::retracts(event)
-            && let Some((occurred, resources)) = facts.touched_by(retracted)?
+            && let Some((gone, resources)) = facts.touched_by(retracted)?
         {
+            let occurred = gone.occurred_at;
             for resource in resources {
                 let i = entry(&resource);
                 retracted_about.insert(i);
                 marks.push((i, Some(true), None, Some(occurred)));
+            }
+            // What the consignee of a retracted dispatch made since from what it carried was
+            // not delivered that way after all.
+            if let EventPayload::ShipmentDispatched(p) = &gone.payload {
+                for line in p.lines.iter() {
+                    let i = entry(&line.resource);
+                    marks.push((i, None, Some(p.consignee.clone()), Some(occurred)));
+                }
             }
         }
     }
@@ -414,22 +426,40 @@ pub fn refresh<F: Facts>(
         }
     }
     let mut saved = 0;
-    let (ordered, acyclic) = order(facts, seeds)?;
-    let done: HashSet<&Iri> = ordered.iter().collect();
-    for resource in &ordered {
-        let derived = derive(facts, resource, methods)?;
-        saved += usize::from(save_if_changed(facts, resource, derived)?);
+    // Only the seeds, and what depends on a record whose change passes on, are derived: what is
+    // downstream of a record that changed only in its anomalies (a hub lot whose consumption was
+    // retracted) would come out the same.
+    let mut dirty: HashSet<Iri> = seeds.iter().map(|(seed, _)| seed.clone()).collect();
+    let (ordered, acyclic, downstream) = order(facts, seeds)?;
+    let mut done: HashSet<&Iri> = HashSet::new();
+    for resource in &ordered[..acyclic] {
+        if !dirty.contains(resource) {
+            continue;
+        }
+        let (changed, passes_on) = settle(facts, resource, methods)?;
+        saved += usize::from(changed);
+        if passes_on {
+            dirty.extend(downstream.get(resource).into_iter().flatten().cloned());
+        }
+        done.insert(resource);
     }
     // Resources on a cycle (a batch repaired with a part made from it) and what depends on them:
     // a repaired resource depends on its parts, but what is made from it only on its production
     // footprint, so going over them again until nothing changes ends in at most a few passes.
     for _ in 0..MAX_CYCLE_PASSES {
-        let mut changed = false;
+        let mut any = false;
         for resource in &ordered[acyclic..] {
-            let derived = derive(facts, resource, methods)?;
-            changed |= save_if_changed(facts, resource, derived)?;
+            if !dirty.contains(resource) {
+                continue;
+            }
+            let (changed, passes_on) = settle(facts, resource, methods)?;
+            any |= changed;
+            if passes_on {
+                dirty.extend(downstream.get(resource).into_iter().flatten().cloned());
+            }
+            done.insert(resource);
         }
-        if !changed {
+        if !any {
             break;
         }
     }
@@ -476,6 +506,40 @@ fn reachable<F: Facts>(
     Ok(reached)
 }
 
+/// Derives `resource` and saves its record if it changed. Returns whether it was saved, and
+/// whether what depends on it must be derived again: when it is (or was) a design, whose
+/// dependents read its events, or when what they read of its record changed.
+fn settle<F: Facts>(
+    facts: &mut F,
+    resource: &Iri,
+    methods: &Methods,
+) -> Result<(bool, bool), F::Error> {
+    let derived = derive(facts, resource, methods)?;
+    let before = facts.record(resource)?;
+    let passes_on = match &before {
+        None => true,
+        Some(before) => {
+            before.kind == Kind::Design
+                || derived.kind == Kind::Design
+                || before.kind != derived.kind
+                || before.created_by != derived.created_by
+                || !same_footprint(passed_on(before), passed_on(&derived))
+                || match (&before.attribution, &derived.attribution) {
+                    (Some(a), Some(b)) => !a.same_as(b),
+                    (None, None) => false,
+                    _ => true,
+                }
+        }
+    };
+    Ok((save_if_changed(facts, resource, derived)?, passes_on))
+}
+
+/// The footprint what is made from a resource counts: its production footprint when it was
+/// repaired.
+fn passed_on(record: &Record) -> Option<&Footprint> {
+    record.production.as_ref().or(record.footprint.as_ref())
+}
+
 fn save_if_changed<F: Facts>(
     facts: &mut F,
     resource: &Iri,
@@ -502,10 +566,14 @@ fn save_if_changed<F: Facts>(
 ///
 /// A seed with a time only reaches what was made from it since then; what it reaches, and
 /// everything after, is followed in full.
+///
+/// Returns the order, how many of its resources are on no cycle (they come first), and what
+/// depends directly on each.
+#[allow(clippy::type_complexity)]
 fn order<F: Facts>(
     facts: &mut F,
     seeds: Vec<(Iri, Option<Timestamp>)>,
-) -> Result<(Vec<Iri>, usize), F::Error> {
+) -> Result<(Vec<Iri>, usize, HashMap<Iri, Vec<Iri>>), F::Error> {
     let mut reached: Vec<Iri> = Vec::new();
     let mut listed: HashSet<Iri> = HashSet::new();
     let mut known: HashMap<Iri, Option<Timestamp>> = HashMap::new();
@@ -580,7 +648,11 @@ fn order<F: Facts>(
             ordered.push(resource.clone());
         }
     }
-    Ok((ordered, acyclic))
+    let downstream = next
+        .into_iter()
+        .map(|(from, to)| (from.clone(), to.into_iter().cloned().collect()))
+        .collect();
+    Ok((ordered, acyclic, downstream))
 }
 
 const CREATION: &[Role] = &[Role::Created];

@@ -19,7 +19,9 @@ use foldhash::{HashMap, HashMapExt};
 use crate::event::Event;
 use crate::ids::{EventId, Iri, OrganizationId};
 use crate::time::Timestamp;
-use crate::views::derive::{self, Facts, FootprintChange, Holding, Methods, Record, Touched};
+use crate::views::derive::{
+    self, Facts, FootprintChange, Holding, Methods, Record, Touched, Touching,
+};
 use crate::views::index::{EventIndex, Flow, Movement, Role};
 
 /// What is known of one resource.
@@ -342,7 +344,7 @@ impl<F: Facts> Facts for Cached<'_, F> {
         )
     }
 
-    fn touched_by(&mut self, event: EventId) -> Result<Option<(Timestamp, Vec<Iri>)>, F::Error> {
+    fn touched_by(&mut self, event: EventId) -> Result<Option<Touching>, F::Error> {
         self.facts.touched_by(event)
     }
 

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
-use stigmergy_domain::views::derive::{Facts, FootprintChange, Methods};
+use stigmergy_domain::views::derive::{Facts, FootprintChange, Methods, Touching};
 use stigmergy_domain::views::{Direction, EventIndex, Flow, Holding, Lineage, Record, Role, walk};
 use stigmergy_domain::{
     Event, EventId, Iri, LogPosition, OrganizationId, PositiveAmount, Quantity, Timestamp, Unit,
@@ -705,24 +705,24 @@ impl Facts for PostgresFacts<'_, '_> {
         Ok(events)
     }
 
-    fn touched_by(&mut self, event: EventId) -> Result<Option<(Timestamp, Vec<Iri>)>> {
+    fn touched_by(&mut self, event: EventId) -> Result<Option<Touching>> {
         let id = event.uuid();
-        let occurred = self.statements.query(
+        let found = self.statements.query(
             self.transaction,
-            "SELECT occurred_at FROM view_events WHERE event_id = $1",
+            "SELECT envelope FROM view_events WHERE event_id = $1",
             &[&id],
         )?;
-        let Some(occurred) = occurred.first() else {
+        let Some(found) = found.first() else {
             return Ok(None);
         };
-        let occurred: &str = occurred.try_get(0)?;
-        let occurred = Timestamp::parse(occurred).map_err(corrupt)?;
+        let envelope: &str = found.try_get(0)?;
+        let gone: Arc<Event> = Arc::new(serde_json::from_str(envelope).map_err(corrupt)?);
         let rows = self.statements.query(
             self.transaction,
             "SELECT DISTINCT resource COLLATE \"C\" FROM touches WHERE event_id = $1 ORDER BY 1",
             &[&id],
         )?;
-        Ok(Some((occurred, iris(&rows)?)))
+        Ok(Some((gone, iris(&rows)?)))
     }
 
     fn record(&mut self, resource: &Iri) -> Result<Option<Arc<Record>>> {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use stigmergy_domain::views::derive::{Facts, FootprintChange, Methods};
+use stigmergy_domain::views::derive::{Facts, FootprintChange, Methods, Touching};
 use stigmergy_domain::views::{
     Direction, EventIndex, Flow, FlowKind, Holding, Lineage, Record, Role, walk,
 };
@@ -700,18 +700,18 @@ impl Facts for SqliteFacts<'_> {
         rows.map(|row| event_id_from(&row?)).collect()
     }
 
-    fn touched_by(&mut self, event: EventId) -> Result<Option<(Timestamp, Vec<Iri>)>> {
+    fn touched_by(&mut self, event: EventId) -> Result<Option<Touching>> {
         let found: Option<(i64, String)> = self
             .transaction
-            .prepare_cached("SELECT position, occurred_at FROM view_events WHERE event_id = ?1")?
+            .prepare_cached("SELECT position, envelope FROM view_events WHERE event_id = ?1")?
             .query_row(params![&event.as_bytes()[..]], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
             .optional()?;
-        let Some((position, occurred)) = found else {
+        let Some((position, envelope)) = found else {
             return Ok(None);
         };
-        let occurred = Timestamp::parse(&occurred).map_err(corrupt)?;
+        let gone = self.event(position, &envelope)?;
         let mut statement = self.transaction.prepare_cached(
             "SELECT DISTINCT r.iri FROM touches t JOIN resources r ON r.no = t.resource
              WHERE t.position = ?1 ORDER BY r.iri",
@@ -721,7 +721,7 @@ impl Facts for SqliteFacts<'_> {
         for row in rows {
             resources.push(Iri::parse(row?).map_err(corrupt)?);
         }
-        Ok(Some((occurred, resources)))
+        Ok(Some((gone, resources)))
     }
 
     fn record(&mut self, resource: &Iri) -> Result<Option<Arc<Record>>> {
