@@ -97,8 +97,9 @@ pub(crate) fn methods_fingerprint(methods: &Methods) -> String {
     )
 }
 
-/// How many resources' facts a store keeps in memory from one page to the next: over a replay of
-/// 1,000,000 generated events (about 1.5 GiB at most) 1.2x the throughput of 200,000.
+/// How many resources' facts a store keeps in memory from one page to the next. Over a replay of
+/// 1,000,000 generated events it gives 1.2x the throughput of 200,000, which thrashed; the
+/// benchmark process (events, page cache and memo) then peaks at 3.4 GB resident.
 const MEMO_RESOURCES: usize = 1_000_000;
 
 /// The memo of facts a store keeps from one page to the next (see `views::memo`), and the
