@@ -152,12 +152,17 @@ impl Record {
             && self.design == other.design
             && same_footprint(self.footprint.as_ref(), other.footprint.as_ref())
             && same_footprint(self.production.as_ref(), other.production.as_ref())
-            && match (&self.attribution, &other.attribution) {
-                (Some(a), Some(b)) => a.same_as(b),
-                (None, None) => true,
-                _ => false,
-            }
+            && same_attribution(self.attribution.as_ref(), other.attribution.as_ref())
             && self.anomalies == other.anomalies
+    }
+}
+
+/// Whether two attributions give the same agents the same shares.
+fn same_attribution(a: Option<&Attribution>, b: Option<&Attribution>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.same_as(b),
+        (None, None) => true,
+        _ => false,
     }
 }
 
@@ -464,9 +469,10 @@ pub fn refresh<F: Facts>(
         }
     }
     for resource in custody_only.iter().filter(|r| !done.contains(r)) {
-        let derived = match facts.record(resource)? {
+        let current = facts.record(resource)?;
+        let derived = match &current {
             Some(record) => {
-                let mut record = Record::clone(&record);
+                let mut record = Record::clone(record);
                 record
                     .anomalies
                     .retain(|a| !matches!(a.kind, AnomalyKind::MassBalance | AnomalyKind::Custody));
@@ -478,7 +484,12 @@ pub fn refresh<F: Facts>(
             }
             None => derive(facts, resource, methods)?,
         };
-        saved += usize::from(save_if_changed(facts, resource, derived)?);
+        saved += usize::from(save_if_changed(
+            facts,
+            resource,
+            current.as_deref(),
+            derived,
+        )?);
     }
     Ok(saved)
 }
@@ -515,8 +526,8 @@ fn settle<F: Facts>(
     methods: &Methods,
 ) -> Result<(bool, bool), F::Error> {
     let derived = derive(facts, resource, methods)?;
-    let before = facts.record(resource)?;
-    let passes_on = match &before {
+    let current = facts.record(resource)?;
+    let passes_on = match &current {
         None => true,
         Some(before) => {
             before.kind == Kind::Design
@@ -524,14 +535,11 @@ fn settle<F: Facts>(
                 || before.kind != derived.kind
                 || before.created_by != derived.created_by
                 || !same_footprint(passed_on(before), passed_on(&derived))
-                || match (&before.attribution, &derived.attribution) {
-                    (Some(a), Some(b)) => !a.same_as(b),
-                    (None, None) => false,
-                    _ => true,
-                }
+                || !same_attribution(before.attribution.as_ref(), derived.attribution.as_ref())
         }
     };
-    Ok((save_if_changed(facts, resource, derived)?, passes_on))
+    let saved = save_if_changed(facts, resource, current.as_deref(), derived)?;
+    Ok((saved, passes_on))
 }
 
 /// The footprint what is made from a resource counts: its production footprint when it was
@@ -540,16 +548,17 @@ fn passed_on(record: &Record) -> Option<&Footprint> {
     record.production.as_ref().or(record.footprint.as_ref())
 }
 
+/// Saves `derived` unless it is the same as `current`, the record stored for `resource`.
 fn save_if_changed<F: Facts>(
     facts: &mut F,
     resource: &Iri,
+    current: Option<&Record>,
     derived: Record,
 ) -> Result<bool, F::Error> {
-    let current = facts.record(resource)?;
-    if current.as_ref().is_some_and(|c| c.same_as(&derived)) {
+    if current.is_some_and(|c| c.same_as(&derived)) {
         return Ok(false);
     }
-    let before = current.as_ref().and_then(|c| c.footprint.as_ref());
+    let before = current.and_then(|c| c.footprint.as_ref());
     let change = match (before, derived.footprint.as_ref()) {
         (_, Some(_)) if !same_footprint(before, derived.footprint.as_ref()) => {
             FootprintChange::Issued

@@ -199,15 +199,12 @@ impl Numbers {
 
     /// The number of `resource`, assigning the next one when it has none.
     fn assign(&mut self, transaction: &Transaction<'_>, resource: &Iri) -> Result<i64> {
-        if let Some(no) = self.0.get(resource) {
-            return Ok(*no);
+        if let Some(no) = self.find(transaction, resource)? {
+            return Ok(no);
         }
-        let no = match number_of(transaction, resource)? {
-            Some(no) => no,
-            None => transaction
-                .prepare_cached("INSERT INTO resources (iri) VALUES (?1) RETURNING no")?
-                .query_row(params![resource.as_str()], |row| row.get(0))?,
-        };
+        let no = transaction
+            .prepare_cached("INSERT INTO resources (iri) VALUES (?1) RETURNING no")?
+            .query_row(params![resource.as_str()], |row| row.get(0))?;
         self.0.insert(resource.clone(), no);
         Ok(no)
     }
@@ -797,13 +794,6 @@ fn store_event(
     event: &Event,
 ) -> Result<EventIndex> {
     let id = &event.event_id.as_bytes()[..];
-    let stored: Option<i64> = transaction
-        .prepare_cached("SELECT position FROM view_events WHERE event_id = ?1")?
-        .query_row(params![id], |row| row.get(0))
-        .optional()?;
-    if let Some(stored) = stored {
-        return Ok(EventIndex::of(event, LogPosition(stored as u64)));
-    }
     let envelope = serde_json::to_string(event).map_err(corrupt)?;
     let inserted = transaction
         .prepare_cached(
@@ -820,10 +810,17 @@ fn store_event(
             envelope
         ])?;
     if inserted == 0 {
-        return Err(Error::Unavailable(format!(
-            "log position {} holds another event than {} in the views store",
-            position.0, event.event_id
-        )));
+        let stored: Option<i64> = transaction
+            .prepare_cached("SELECT position FROM view_events WHERE event_id = ?1")?
+            .query_row(params![id], |row| row.get(0))
+            .optional()?;
+        return match stored {
+            Some(stored) => Ok(EventIndex::of(event, LogPosition(stored as u64))),
+            None => Err(Error::Unavailable(format!(
+                "log position {} holds another event than {} in the views store",
+                position.0, event.event_id
+            ))),
+        };
     }
     let mut index = EventIndex::of(event, position);
     let at = position.0 as i64;
