@@ -1442,6 +1442,56 @@ fn an_input_that_arrives_after_the_batch_issues_a_new_version_of_the_batch() {
     );
 }
 
+#[test]
+fn a_repair_with_a_part_made_later_in_the_same_page_issues_one_version_with_the_part() {
+    // Page 2 creates the hinges after the stools were made, and repairs the stools with them:
+    // the stools come first in creation order, so they are derived before the hinges have a
+    // record, and again once the hinges have one. Only the last record is saved: one version.
+    let pages = [
+        vec![
+            published(1, WORKSHOP, STOOL),
+            with(
+                sourced(2, WORKSHOP, OAK, (10.0, "KGM"), 2.0),
+                &[("/payload/dataQuality", json!("secondary"))],
+            ),
+            fabricated(
+                4,
+                WORKSHOP,
+                STOOLS,
+                STOOL,
+                (2.0, "H87"),
+                &[(OAK, 10.0, "KGM")],
+            ),
+        ],
+        vec![
+            sourced(6, WORKSHOP, HINGES, (10.0, "H87"), 1.5),
+            with(
+                repaired(7, WORKSHOP, STOOLS, &[(HINGES, 2.0, "H87")]),
+                &[
+                    ("/payload/energy", energy(2.0, Some(0.5))),
+                    ("/payload/directEmissionsKgCo2e", json!(0.4)),
+                ],
+            ),
+        ],
+    ];
+    check_versions(
+        &pages,
+        &[3, 2],
+        &[
+            (OAK, 1, FootprintChange::Issued),
+            (STOOLS, 1, FootprintChange::Issued),
+            (STOOLS, 2, FootprintChange::Issued),
+            (HINGES, 1, FootprintChange::Issued),
+        ],
+    );
+    // As when the hinges come first: see a_repair_adds_its_parts_energy_and_direct_emissions.
+    check_footprint(
+        &pages,
+        STOOLS,
+        footprint([11.5, 0.7, 0.0], Unit::Piece, 0.0, 4.4 / 24.4, &[]),
+    );
+}
+
 fn oak_shipped_to_the_workshop() -> (Value, Vec<Value>) {
     let shipment = dispatched(3, MILL, SHIP1, WORKSHOP, &[(OAK, 1000.0, "KGM")], 100.0);
     let events = vec![

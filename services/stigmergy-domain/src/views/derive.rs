@@ -7,7 +7,8 @@
 //! ends in the same records. What depends on the order is only the footprint's version history:
 //! each time a resource's figures change a new version is issued that names the one it replaces.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -406,96 +407,260 @@ pub fn touched<F: Facts>(
 }
 
 /// Recomputes what a page touched — the records touched in full, what consignees made from
-/// what was dispatched to them, and everything downstream of both, upstream before downstream;
-/// the custody anomalies of what was only moved — and saves the records that changed. Returns
-/// how many were saved.
+/// what was dispatched to them, and what depends on a record whose change passes on, upstream
+/// before downstream; the custody anomalies of what was only moved — and saves the records that
+/// changed, each once, in the order first changed. Returns how many were saved.
+///
+/// The work follows the changes: a resource is derived when it is a seed or when something it
+/// depends on changed in what it passes on, never because it merely lies downstream of a seed
+/// (a hub lot whose consumption was retracted has a hundred thousand things downstream, none of
+/// which read what changed). Resources wait in the order they were created, which puts what a
+/// record depends on first in all but odd cases (a repair with a part made later, a cycle);
+/// then what is derived too early is derived again when its upstream changes, and only the last
+/// record counts, since records are staged until the end of the page.
 pub fn refresh<F: Facts>(
     facts: &mut F,
     touched: Vec<(Iri, Touched)>,
     methods: &Methods,
 ) -> Result<usize, F::Error> {
-    let mut seeds: Vec<(Iri, Option<Timestamp>)> = Vec::new();
+    let mut staged = Staged::new(facts);
+    let mut dirty = Dirty::default();
     let mut custody_only = Vec::new();
     for (resource, what) in &touched {
         for (consignee, since) in &what.consignees {
-            for organization in reachable(facts, resource, consignee)? {
-                for consumer in facts.consumers(resource, &organization, *since)? {
-                    seeds.push((consumer, None));
+            for organization in reachable(&mut staged, resource, consignee)? {
+                for consumer in staged.consumers(resource, &organization, *since)? {
+                    dirty.push(&mut staged, consumer, None)?;
                 }
             }
         }
         if what.full {
-            seeds.push((resource.clone(), what.since));
+            dirty.push(&mut staged, resource.clone(), what.since)?;
         } else if what.custody {
             custody_only.push(resource.clone());
         }
     }
-    let mut saved = 0;
-    // Only the seeds, and what depends on a record whose change passes on, are derived: what is
-    // downstream of a record that changed only in its anomalies (a hub lot whose consumption was
-    // retracted) would come out the same.
-    let mut dirty: HashSet<Iri> = seeds.iter().map(|(seed, _)| seed.clone()).collect();
-    let (ordered, acyclic, downstream) = order(facts, seeds)?;
-    let mut done: HashSet<&Iri> = HashSet::new();
-    for resource in &ordered[..acyclic] {
-        if !dirty.contains(resource) {
+    // How many times each resource was derived, and since when what depends on it was marked.
+    let mut derived: HashMap<Iri, usize> = HashMap::new();
+    let mut marked: HashMap<Iri, Option<Timestamp>> = HashMap::new();
+    while let Some((resource, since)) = dirty.pop() {
+        let times = derived.entry(resource.clone()).or_default();
+        if *times >= MAX_DERIVATIONS {
             continue;
         }
-        let (changed, passes_on) = settle(facts, resource, methods)?;
-        saved += usize::from(changed);
-        if passes_on {
-            dirty.extend(downstream.get(resource).into_iter().flatten().cloned());
-        }
-        done.insert(resource);
-    }
-    // Resources on a cycle (a batch repaired with a part made from it) and what depends on them:
-    // a repaired resource depends on its parts, but what is made from it only on its production
-    // footprint, so going over them again until nothing changes ends in at most a few passes.
-    for _ in 0..MAX_CYCLE_PASSES {
-        let mut any = false;
-        for resource in &ordered[acyclic..] {
-            if !dirty.contains(resource) {
-                continue;
+        *times += 1;
+        let passes_on = settle(&mut staged, &resource, methods)?;
+        // Marked before, but only since a later time: what came before is marked now.
+        let widens = marked
+            .get(&resource)
+            .is_some_and(|before| before.is_some_and(|b| since.is_none_or(|s| s < b)));
+        if passes_on || widens {
+            marked.insert(resource.clone(), since);
+            for flow in staged.flows_from(&resource, since)? {
+                if propagates(flow.kind) && flow.to != resource {
+                    dirty.push(&mut staged, flow.to, None)?;
+                }
             }
-            let (changed, passes_on) = settle(facts, resource, methods)?;
-            any |= changed;
-            if passes_on {
-                dirty.extend(downstream.get(resource).into_iter().flatten().cloned());
-            }
-            done.insert(resource);
-        }
-        if !any {
-            break;
         }
     }
-    for resource in custody_only.iter().filter(|r| !done.contains(r)) {
-        let current = facts.record(resource)?;
-        let derived = match &current {
+    for resource in custody_only.iter().filter(|r| !derived.contains_key(*r)) {
+        let current = staged.record(resource)?;
+        let record = match &current {
             Some(record) => {
                 let mut record = Record::clone(record);
                 record
                     .anomalies
                     .retain(|a| !matches!(a.kind, AnomalyKind::MassBalance | AnomalyKind::Custody));
                 if record.kind != Kind::Shipment && record.kind != Kind::Design {
-                    custody(facts, resource, &mut record)?;
+                    custody(&mut staged, resource, &mut record)?;
                 }
                 sort_anomalies(&mut record);
                 record
             }
-            None => derive(facts, resource, methods)?,
+            None => derive(&mut staged, resource, methods)?,
         };
-        saved += usize::from(save_if_changed(
-            facts,
-            resource,
-            current.as_deref(),
-            derived,
-        )?);
+        staged.stage_if_changed(resource, current.as_deref(), record);
     }
-    Ok(saved)
+    staged.save_all()
 }
 
-/// How many times at most the resources on a cycle are derived again.
-const MAX_CYCLE_PASSES: usize = 8;
+/// How many times at most a page derives one resource: what is derived too early is derived
+/// again, and resources on a cycle (a batch repaired with a part made from it) go round until
+/// nothing changes, which takes a few passes.
+const MAX_DERIVATIONS: usize = 32;
+
+/// The resources waiting to be derived, the earliest created first, each with the time since
+/// which what depends on it is marked when it changes (`None`: all of it).
+#[derive(Default)]
+struct Dirty {
+    waiting: BinaryHeap<Reverse<(Option<Timestamp>, Iri)>>,
+    since: HashMap<Iri, Option<Timestamp>>,
+}
+
+impl Dirty {
+    fn push<F: Facts>(
+        &mut self,
+        facts: &mut F,
+        resource: Iri,
+        since: Option<Timestamp>,
+    ) -> Result<(), F::Error> {
+        match self.since.get_mut(&resource) {
+            Some(bound) => {
+                *bound = match (*bound, since) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    _ => None,
+                };
+            }
+            None => {
+                let created = facts
+                    .events(&resource, CREATION)?
+                    .first()
+                    .map(|e| e.occurred_at);
+                self.since.insert(resource.clone(), since);
+                self.waiting.push(Reverse((created, resource)));
+            }
+        }
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Option<(Iri, Option<Timestamp>)> {
+        let Reverse((_, resource)) = self.waiting.pop()?;
+        let since = self.since.remove(&resource).flatten();
+        Some((resource, since))
+    }
+}
+
+/// The facts as a refresh sees them: the records derived so far in the page are staged here and
+/// read back, and saved at the end, each once, against the record stored before the page.
+struct Staged<'f, F> {
+    facts: &'f mut F,
+    records: HashMap<Iri, Arc<Record>>,
+    /// The staged resources, in the order first staged.
+    order: Vec<Iri>,
+}
+
+impl<'f, F: Facts> Staged<'f, F> {
+    fn new(facts: &'f mut F) -> Self {
+        Self {
+            facts,
+            records: HashMap::new(),
+            order: Vec::new(),
+        }
+    }
+
+    /// Stages `derived` unless it is the same as `current`.
+    fn stage_if_changed(&mut self, resource: &Iri, current: Option<&Record>, derived: Record) {
+        if !current.is_some_and(|c| c.same_as(&derived)) {
+            self.stage(resource, Arc::new(derived));
+        }
+    }
+
+    fn stage(&mut self, resource: &Iri, record: Arc<Record>) {
+        if self.records.insert(resource.clone(), record).is_none() {
+            self.order.push(resource.clone());
+        }
+    }
+
+    /// Saves every staged record that differs from the one stored before the page, with the
+    /// change of its footprint; returns how many it saved.
+    fn save_all(self) -> Result<usize, F::Error> {
+        let mut saved = 0;
+        for resource in &self.order {
+            let record = &self.records[resource];
+            let stored = self.facts.record(resource)?;
+            let stored = stored.as_deref();
+            if stored.is_some_and(|s| s.same_as(record)) {
+                continue;
+            }
+            let before = stored.and_then(|s| s.footprint.as_ref());
+            let change = match (before, record.footprint.as_ref()) {
+                (_, Some(_)) if !same_footprint(before, record.footprint.as_ref()) => {
+                    FootprintChange::Issued
+                }
+                (Some(_), None) => FootprintChange::Withdrawn,
+                _ => FootprintChange::Unchanged,
+            };
+            self.facts.save(resource, record, change)?;
+            saved += 1;
+        }
+        Ok(saved)
+    }
+}
+
+impl<F: Facts> Facts for Staged<'_, F> {
+    type Error = F::Error;
+
+    fn events(&mut self, resource: &Iri, roles: &[Role]) -> Result<Vec<Arc<Event>>, F::Error> {
+        self.facts.events(resource, roles)
+    }
+
+    fn flows_from(
+        &mut self,
+        resource: &Iri,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<Flow>, F::Error> {
+        self.facts.flows_from(resource, since)
+    }
+
+    fn consumers(
+        &mut self,
+        resource: &Iri,
+        organization: &OrganizationId,
+        since: Timestamp,
+    ) -> Result<Vec<Iri>, F::Error> {
+        self.facts.consumers(resource, organization, since)
+    }
+
+    fn latest_dispatch_to(
+        &mut self,
+        resource: &Iri,
+        consignee: &OrganizationId,
+        at: Timestamp,
+    ) -> Result<Option<Arc<Event>>, F::Error> {
+        self.facts.latest_dispatch_to(resource, consignee, at)
+    }
+
+    fn consignees(
+        &mut self,
+        resource: &Iri,
+        shipper: &OrganizationId,
+    ) -> Result<Vec<OrganizationId>, F::Error> {
+        self.facts.consignees(resource, shipper)
+    }
+
+    fn holdings(&mut self, resource: &Iri) -> Result<Vec<Holding>, F::Error> {
+        self.facts.holdings(resource)
+    }
+
+    fn movement_events(
+        &mut self,
+        resource: &Iri,
+        organization: &OrganizationId,
+    ) -> Result<Vec<EventId>, F::Error> {
+        self.facts.movement_events(resource, organization)
+    }
+
+    fn touched_by(&mut self, event: EventId) -> Result<Option<Touching>, F::Error> {
+        self.facts.touched_by(event)
+    }
+
+    fn record(&mut self, resource: &Iri) -> Result<Option<Arc<Record>>, F::Error> {
+        match self.records.get(resource) {
+            Some(record) => Ok(Some(record.clone())),
+            None => self.facts.record(resource),
+        }
+    }
+
+    fn save(
+        &mut self,
+        resource: &Iri,
+        record: &Arc<Record>,
+        _change: FootprintChange,
+    ) -> Result<(), F::Error> {
+        self.stage(resource, record.clone());
+        Ok(())
+    }
+}
 
 /// `consignee` and every organisation it (or they, in turn) shipped `resource` on to.
 fn reachable<F: Facts>(
@@ -517,16 +682,16 @@ fn reachable<F: Facts>(
     Ok(reached)
 }
 
-/// Derives `resource` and saves its record if it changed. Returns whether it was saved, and
-/// whether what depends on it must be derived again: when it is (or was) a design, whose
-/// dependents read its events, or when what they read of its record changed.
+/// Derives `resource` and stages its record if it changed. Returns whether what depends on it
+/// must be derived again: when it is (or was) a design, whose dependents read its events, or
+/// when what they read of its record changed.
 fn settle<F: Facts>(
-    facts: &mut F,
+    staged: &mut Staged<'_, F>,
     resource: &Iri,
     methods: &Methods,
-) -> Result<(bool, bool), F::Error> {
-    let derived = derive(facts, resource, methods)?;
-    let current = facts.record(resource)?;
+) -> Result<bool, F::Error> {
+    let derived = derive(staged, resource, methods)?;
+    let current = staged.record(resource)?;
     let passes_on = match &current {
         None => true,
         Some(before) => {
@@ -538,130 +703,14 @@ fn settle<F: Facts>(
                 || !same_attribution(before.attribution.as_ref(), derived.attribution.as_ref())
         }
     };
-    let saved = save_if_changed(facts, resource, current.as_deref(), derived)?;
-    Ok((saved, passes_on))
+    staged.stage_if_changed(resource, current.as_deref(), derived);
+    Ok(passes_on)
 }
 
 /// The footprint what is made from a resource counts: its production footprint when it was
 /// repaired.
 fn passed_on(record: &Record) -> Option<&Footprint> {
     record.production.as_ref().or(record.footprint.as_ref())
-}
-
-/// Saves `derived` unless it is the same as `current`, the record stored for `resource`.
-fn save_if_changed<F: Facts>(
-    facts: &mut F,
-    resource: &Iri,
-    current: Option<&Record>,
-    derived: Record,
-) -> Result<bool, F::Error> {
-    if current.is_some_and(|c| c.same_as(&derived)) {
-        return Ok(false);
-    }
-    let before = current.and_then(|c| c.footprint.as_ref());
-    let change = match (before, derived.footprint.as_ref()) {
-        (_, Some(_)) if !same_footprint(before, derived.footprint.as_ref()) => {
-            FootprintChange::Issued
-        }
-        (Some(_), None) => FootprintChange::Withdrawn,
-        _ => FootprintChange::Unchanged,
-    };
-    facts.save(resource, &Arc::new(derived), change)?;
-    Ok(true)
-}
-
-/// The seeds and everything downstream of them, in an order where each resource comes after the
-/// ones it depends on (Kahn's algorithm); resources on a cycle come last, in the order reached.
-///
-/// A seed with a time only reaches what was made from it since then; what it reaches, and
-/// everything after, is followed in full.
-///
-/// Returns the order, how many of its resources are on no cycle (they come first), and what
-/// depends directly on each.
-#[allow(clippy::type_complexity)]
-fn order<F: Facts>(
-    facts: &mut F,
-    seeds: Vec<(Iri, Option<Timestamp>)>,
-) -> Result<(Vec<Iri>, usize, HashMap<Iri, Vec<Iri>>), F::Error> {
-    let mut reached: Vec<Iri> = Vec::new();
-    let mut listed: HashSet<Iri> = HashSet::new();
-    let mut known: HashMap<Iri, Option<Timestamp>> = HashMap::new();
-    let mut edges: Vec<(Iri, Iri)> = Vec::new();
-    let mut queue: VecDeque<Iri> = VecDeque::new();
-    for (seed, since) in seeds {
-        match known.get_mut(&seed) {
-            Some(bound) => {
-                *bound = match (*bound, since) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    _ => None,
-                };
-            }
-            None => {
-                known.insert(seed.clone(), since);
-                queue.push_back(seed);
-            }
-        }
-    }
-    while let Some(resource) = queue.pop_front() {
-        let since = known.get(&resource).copied().flatten();
-        for flow in facts.flows_from(&resource, since)? {
-            if !propagates(flow.kind) || flow.to == resource {
-                continue;
-            }
-            edges.push((resource.clone(), flow.to.clone()));
-            match known.get_mut(&flow.to) {
-                // Reached before, but only expanded since a time: expand it again in full.
-                Some(bound @ Some(_)) => {
-                    *bound = None;
-                    queue.push_back(flow.to);
-                }
-                Some(None) => {}
-                None => {
-                    known.insert(flow.to.clone(), None);
-                    queue.push_back(flow.to);
-                }
-            }
-        }
-        if listed.insert(resource.clone()) {
-            reached.push(resource);
-        }
-    }
-    let mut waiting: HashMap<&Iri, usize> = HashMap::new();
-    let mut next: HashMap<&Iri, Vec<&Iri>> = HashMap::new();
-    let unique: BTreeSet<(&Iri, &Iri)> = edges.iter().map(|(a, b)| (a, b)).collect();
-    for (from, to) in unique {
-        *waiting.entry(to).or_default() += 1;
-        next.entry(from).or_default().push(to);
-    }
-    let mut ready: VecDeque<&Iri> = reached
-        .iter()
-        .filter(|r| !waiting.contains_key(r))
-        .collect();
-    let mut ordered: Vec<Iri> = Vec::with_capacity(reached.len());
-    let mut placed: HashSet<&Iri> = HashSet::new();
-    while let Some(resource) = ready.pop_front() {
-        placed.insert(resource);
-        ordered.push(resource.clone());
-        for to in next.get(resource).into_iter().flatten() {
-            if let Some(count) = waiting.get_mut(to) {
-                *count -= 1;
-                if *count == 0 {
-                    ready.push_back(to);
-                }
-            }
-        }
-    }
-    let acyclic = ordered.len();
-    for resource in &reached {
-        if !placed.contains(resource) {
-            ordered.push(resource.clone());
-        }
-    }
-    let downstream = next
-        .into_iter()
-        .map(|(from, to)| (from.clone(), to.into_iter().cloned().collect()))
-        .collect();
-    Ok((ordered, acyclic, downstream))
 }
 
 const CREATION: &[Role] = &[Role::Created];
