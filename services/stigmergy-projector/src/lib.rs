@@ -24,6 +24,14 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Most events applied in one transaction, unless configured otherwise. When the projector is
+/// far behind (rebuilding the views, catching up a new store) every page is full, and larger
+/// pages cost less per event: a page's writes to the same part of the store go out once, and a
+/// resource touched many times in a page is derived once. Live, a page holds what arrived while
+/// the last one was applied, far fewer. The store answers queries from what was committed while
+/// a page is applied, so a long page holds up no reader.
+pub const DEFAULT_PAGE_SIZE: usize = 50_000;
+
 /// A projector: one name (its position in the store), one log, one store.
 #[derive(Clone, Debug)]
 pub struct Projector {
@@ -39,7 +47,7 @@ impl Projector {
             name: name.into(),
             log,
             store,
-            page_size: 5000,
+            page_size: DEFAULT_PAGE_SIZE,
         }
     }
 

@@ -2,7 +2,8 @@
 //! (events per second), and an upstream-lineage query on a 100,000-resource graph at depth 50
 //! next to the same query as one recursive CTE in PostgreSQL, measured in the same run.
 //!
-//! `cargo bench -p stigmergy-store --bench views -- [--events N] [--rounds N] [--only replay|lineage]`
+//! `cargo bench -p stigmergy-store --bench views -- [--events N] [--page N] [--resources N]
+//! [--only replay|lineage]`
 //! PostgreSQL is measured when `STIGMERGY_BENCH_POSTGRES_URL` (or `STIGMERGY_TEST_POSTGRES_URL`)
 //! names a server where the user may create databases.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -24,7 +25,8 @@ struct Args {
 fn args() -> Args {
     let mut args = Args {
         events: 1_000_000,
-        page: 1000,
+        // stigmergy_projector::DEFAULT_PAGE_SIZE: replay is the projector far behind.
+        page: 50_000,
         lineage_resources: 100_000,
         only: None,
     };
@@ -47,7 +49,7 @@ fn args() -> Args {
     args
 }
 
-/// Applies `events` in pages of `PAGE`, as the projector does, and returns the time it took.
+/// Applies `events` in pages of `page_size`, as the projector does, and returns the time it took.
 async fn replay(store: &dyn ViewStore, events: &[Event], page_size: usize) -> Duration {
     let started = Instant::now();
     for (page_number, page) in events.chunks(page_size).enumerate() {

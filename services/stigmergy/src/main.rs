@@ -46,7 +46,7 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Events applied per transaction.
-        #[arg(long, default_value_t = 5000)]
+        #[arg(long, default_value_t = stigmergy_projector::DEFAULT_PAGE_SIZE)]
         page_size: usize,
     },
 }

@@ -173,7 +173,10 @@ fn rebuild_when_stale(connection: &Connection, methods: &Methods) -> Result<()> 
 /// The views store in `views.sqlite`.
 #[derive(Clone)]
 pub struct SqliteViewStore {
+    /// Applies pages.
     connection: SharedConnection,
+    /// Answers queries, from what was committed: a long page (catching up) does not hold them up.
+    reader: SharedConnection,
     methods: Arc<Methods>,
     /// What the writer keeps across pages.
     writer: Arc<Mutex<Writer>>,
@@ -279,8 +282,14 @@ impl SqliteViewStore {
         connection.pragma_update(None, "wal_autocheckpoint", 65_536)?;
         rebuild_when_stale(&connection, &methods)?;
         connection.execute_batch(SCHEMA)?;
+        let reader = Connection::open_with_flags(
+            dir.join("views.sqlite"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        reader.pragma_update(None, "cache_size", -65_536)?;
         Ok(Self {
             connection: SharedConnection::new(connection),
+            reader: SharedConnection::new(reader),
             methods: Arc::new(methods),
             writer: Arc::new(Mutex::new(Writer {
                 remembered: Remembered::new(),
@@ -294,7 +303,7 @@ impl SqliteViewStore {
 impl ViewStore for SqliteViewStore {
     async fn position(&self, projector: &str) -> Result<LogPosition> {
         let projector = projector.to_owned();
-        self.connection
+        self.reader
             .run(move |connection| {
                 let position: Option<u64> = connection
                     .query_row(
@@ -339,7 +348,7 @@ impl ViewStore for SqliteViewStore {
 
     async fn timeline(&self, resource: &Iri) -> Result<Vec<TimelineEntry>> {
         let resource = resource.to_string();
-        self.connection
+        self.reader
             .run(move |connection| {
                 let mut statement = connection.prepare_cached(
                     "SELECT e.position, e.envelope, t.role FROM touches t
@@ -378,7 +387,7 @@ impl ViewStore for SqliteViewStore {
         max_depth: u32,
     ) -> Result<Lineage> {
         let resource = resource.clone();
-        self.connection
+        self.reader
             .run(move |connection| {
                 walk(&resource, direction, max_depth, |direction, frontier| {
                     let mut flows = Vec::new();
@@ -395,7 +404,7 @@ impl ViewStore for SqliteViewStore {
 
     async fn record(&self, resource: &Iri) -> Result<Option<Record>> {
         let resource = resource.clone();
-        self.connection
+        self.reader
             .run(move |connection| match number_of(connection, &resource)? {
                 Some(no) => read_record(connection, no),
                 None => Ok(None),
@@ -405,7 +414,7 @@ impl ViewStore for SqliteViewStore {
 
     async fn footprint_versions(&self, resource: &Iri) -> Result<Vec<FootprintVersion>> {
         let resource = resource.clone();
-        self.connection
+        self.reader
             .run(move |connection| {
                 let mut statement = connection.prepare_cached(
                     "SELECT id, version, status, preceding, issued_at, footprint FROM footprints
@@ -442,7 +451,7 @@ impl ViewStore for SqliteViewStore {
     }
 
     async fn is_retracted(&self, event_id: EventId) -> Result<bool> {
-        self.connection
+        self.reader
             .run(move |connection| {
                 Ok(connection
                     .query_row(
