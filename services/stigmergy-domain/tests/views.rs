@@ -1249,6 +1249,28 @@ fn a_repair_adds_its_parts_energy_and_direct_emissions_to_the_repaired_batch() {
 fn a_repair_elsewhere_uses_the_grid_default_of_the_country_the_batch_was_received_in() {
     let fr = grid("FR");
     assert_ne!(fr, grid("DE"), "the test needs two different defaults");
+    // Made in Germany, repaired in France: materials 20 / 2 = 10; fabrication 10 kWh × the
+    // French default / 2; nothing primary.
+    let want = footprint([10.0, 5.0 * fr, 0.0], Unit::Piece, 0.0, 0.0, &[]);
+    let (receipt, mut events) = stools_repaired_in_france();
+    events.push(receipt.clone());
+    check_footprint(&[events], STOOLS, want.clone());
+    // The receipt recorded after the repair: the repair learns where it happened then.
+    let (receipt, events) = stools_repaired_in_france();
+    check_footprint(&[events, vec![receipt.clone()]], STOOLS, want.clone());
+    // A receipt after the repair, elsewhere, is not where the repair happened.
+    assert_ne!(fr, grid("ES"), "the test needs two different defaults");
+    let (_, events) = stools_repaired_in_france();
+    let later = with(
+        received(8, REPAIR_CAFE, SHIP1, &[(STOOLS, 2.0, "H87")]),
+        &[("/payload/location/country", json!("ES"))],
+    );
+    check_footprint(&[events, vec![receipt, later]], STOOLS, want);
+}
+
+/// Stools made in Germany, shipped to the repair café in France and repaired there with 10 kWh
+/// at the grid's default; the receipt apart, to be recorded when a test wants it.
+fn stools_repaired_in_france() -> (Value, Vec<Value>) {
     let oak = with(
         sourced(2, WORKSHOP, OAK, (10.0, "KGM"), 2.0),
         &[("/payload/dataQuality", json!("secondary"))],
@@ -1275,27 +1297,21 @@ fn a_repair_elsewhere_uses_the_grid_default_of_the_country_the_batch_was_receive
         repaired(6, REPAIR_CAFE, STOOLS, &[]),
         &[("/payload/energy", energy(10.0, None))],
     );
-    // Made in Germany, repaired in France: materials 20 / 2 = 10; fabrication 10 kWh × the
-    // French default / 2; nothing primary.
-    check_footprint(
-        &[vec![
-            published(1, WORKSHOP, STOOL),
-            oak,
-            fabricated(
-                3,
-                WORKSHOP,
-                STOOLS,
-                STOOL,
-                (2.0, "H87"),
-                &[(OAK, 10.0, "KGM")],
-            ),
-            shipment,
-            receipt,
-            repair,
-        ]],
-        STOOLS,
-        footprint([10.0, 5.0 * fr, 0.0], Unit::Piece, 0.0, 0.0, &[]),
-    );
+    let events = vec![
+        published(1, WORKSHOP, STOOL),
+        oak,
+        fabricated(
+            3,
+            WORKSHOP,
+            STOOLS,
+            STOOL,
+            (2.0, "H87"),
+            &[(OAK, 10.0, "KGM")],
+        ),
+        shipment,
+        repair,
+    ];
+    (receipt, events)
 }
 
 /// Stools made from 30 kg of oak (60 kgCO2e), taken apart by the recycler into 20 kg of flakes

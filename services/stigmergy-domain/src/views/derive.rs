@@ -434,7 +434,14 @@ pub fn refresh<F: Facts>(
                 }
             }
         }
-        if what.full {
+        // A repair reads the country its repairer received the resource in, so a repaired
+        // resource (one with a production footprint) is derived in full when it is moved.
+        let full = what.full
+            || (what.custody
+                && staged
+                    .record(resource)?
+                    .is_some_and(|record| record.production.is_some()));
+        if full {
             dirty.push(&mut staged, resource.clone(), what.since)?;
         } else if what.custody {
             custody_only.push(resource.clone());
@@ -975,7 +982,7 @@ fn batch<F: Facts>(
             let country = if &event.recorded_by == maker {
                 Some(p.facility.country)
             } else {
-                received_in(facts, resource, &event.recorded_by)?
+                received_in(facts, resource, &event.recorded_by, event.occurred_at)?
             };
             repairs.push(footprint::repair(repair, &parts, country, &methods.factors));
         }
@@ -1077,16 +1084,18 @@ fn missing_inputs(
     });
 }
 
-/// The country where `organization` received `resource`, from its latest receipt.
+/// The country where `organization` received `resource`, from its latest receipt at `at` or
+/// before (a repair happens where the repairer last received what it repairs).
 fn received_in<F: Facts>(
     facts: &mut F,
     resource: &Iri,
     organization: &OrganizationId,
+    at: Timestamp,
 ) -> Result<Option<CountryCode>, F::Error> {
     let receipts = facts.events(resource, &[Role::Received])?;
     Ok(receipts
         .iter()
-        .filter(|e| &e.recorded_by == organization)
+        .filter(|e| &e.recorded_by == organization && e.occurred_at <= at)
         .max_by(|a, b| {
             a.occurred_at
                 .cmp(&b.occurred_at)
