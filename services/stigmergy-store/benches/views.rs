@@ -3,7 +3,7 @@
 //! next to the same query as one recursive CTE in PostgreSQL, measured in the same run.
 //!
 //! `cargo bench -p stigmergy-store --bench views -- [--events N] [--page N] [--resources N]
-//! [--only replay|lineage]`
+//! [--memo N] [--only replay|lineage]`
 //! PostgreSQL is measured when `STIGMERGY_BENCH_POSTGRES_URL` (or `STIGMERGY_TEST_POSTGRES_URL`)
 //! names a server where the user may create databases.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,6 +20,7 @@ struct Args {
     page: usize,
     lineage_resources: usize,
     only: Option<String>,
+    memo: Option<usize>,
 }
 
 fn args() -> Args {
@@ -29,6 +30,7 @@ fn args() -> Args {
         page: 50_000,
         lineage_resources: 100_000,
         only: None,
+        memo: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -42,6 +44,7 @@ fn args() -> Args {
                     .expect("--resources N")
             }
             "--only" => args.only = it.next(),
+            "--memo" => args.memo = it.next().and_then(|v| v.parse().ok()),
             // cargo bench passes --bench
             _ => {}
         }
@@ -62,6 +65,19 @@ async fn replay(store: &dyn ViewStore, events: &[Event], page_size: usize) -> Du
         store.apply("bench", page).await.unwrap();
     }
     started.elapsed()
+}
+
+/// The process's peak resident set, as Linux reports it.
+fn peak_resident() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .map(|line| line.trim_start_matches("VmHWM:").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn per_second(count: usize, elapsed: Duration) -> f64 {
@@ -208,7 +224,10 @@ async fn main() {
             started.elapsed().as_secs_f64()
         );
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteViewStore::open(dir.path(), Methods::default()).unwrap();
+        let mut store = SqliteViewStore::open(dir.path(), Methods::default()).unwrap();
+        if let Some(memo) = args.memo {
+            store = store.with_memo_resources(memo);
+        }
         let elapsed = replay(&store, &events, args.page).await;
         let sqlite = per_second(events.len(), elapsed);
         println!(
@@ -217,6 +236,7 @@ async fn main() {
             elapsed.as_secs_f64(),
             sqlite / 500.0
         );
+        println!("peak resident memory so far: {}", peak_resident());
         if let Some(server) = postgres_server() {
             let url = fresh_database(&server, "stigmergy_bench_replay");
             let store = PostgresViewStore::connect(&url, Methods::default()).unwrap();

@@ -11,8 +11,8 @@ mod views;
 
 pub use organizations::{ApiKey, Organization, OrganizationDirectory};
 pub use views::{
-    FootprintStatus, FootprintVersion, PostgresViewStore, SqliteViewStore, TimelineEntry,
-    ViewStore, footprint_id,
+    FootprintStatus, FootprintVersion, MEMO_RESOURCES, PostgresViewStore, SqliteViewStore,
+    TimelineEntry, ViewStore, footprint_id,
 };
 
 #[derive(Debug, thiserror::Error)]

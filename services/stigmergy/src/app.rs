@@ -53,17 +53,20 @@ pub(crate) fn open_log(url: &str) -> anyhow::Result<Arc<dyn EventLog>> {
 pub(crate) fn open_views(config: &Config) -> anyhow::Result<Arc<dyn ViewStore>> {
     match config.views.as_deref() {
         None => Ok(Arc::new(
-            SqliteViewStore::open(&config.data_dir, config.methods()).with_context(|| {
-                format!(
-                    "cannot open the views store in {}",
-                    config.data_dir.display()
-                )
-            })?,
+            SqliteViewStore::open(&config.data_dir, config.methods())
+                .with_context(|| {
+                    format!(
+                        "cannot open the views store in {}",
+                        config.data_dir.display()
+                    )
+                })?
+                .with_memo_resources(config.memo_resources),
         )),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(Arc::new(
                 stigmergy_store::PostgresViewStore::connect(url, config.methods())
-                    .context("cannot open the PostgreSQL views store (the `views` URL)")?,
+                    .context("cannot open the PostgreSQL views store (the `views` URL)")?
+                    .with_memo_resources(config.memo_resources),
             ))
         }
         // The URL may hold a password: name only its scheme.

@@ -59,6 +59,9 @@ pub struct Config {
     /// The views store, as a URL: `postgres://user:password@host/db`; defaults to the embedded
     /// SQLite store `<data_dir>/views.sqlite`.
     pub views: Option<String>,
+    /// How many resources' facts the views projector keeps in memory from one page to the next
+    /// (see `docs/views.md` for what each costs); 0 keeps none.
+    pub memo_resources: usize,
     pub capture: CaptureConfig,
     pub telemetry: TelemetryConfig,
     /// Default emission factors of the footprint method (`[footprint.grid]`,
@@ -77,6 +80,7 @@ impl Default for Config {
             workers: None,
             operator_token: None,
             views: None,
+            memo_resources: stigmergy_store::MEMO_RESOURCES,
             capture: CaptureConfig::default(),
             telemetry: TelemetryConfig::default(),
             footprint: Factors::default(),
@@ -115,5 +119,24 @@ impl Config {
         self.log
             .clone()
             .unwrap_or_else(|| format!("embedded://{}", self.data_dir.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_memo_size_of_the_views_comes_from_the_file_or_the_default() {
+        assert_eq!(
+            Config::load(None).unwrap().memo_resources,
+            stigmergy_store::MEMO_RESOURCES
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stigmergy.toml");
+        std::fs::write(&file, "memo_resources = 5000\n").unwrap();
+        assert_eq!(Config::load(Some(&file)).unwrap().memo_resources, 5000);
     }
 }

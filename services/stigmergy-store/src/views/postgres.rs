@@ -22,8 +22,8 @@ use stigmergy_domain::{
 
 use super::sqlite::{corrupt, kind_from, role_from};
 use super::{
-    FootprintStatus, FootprintVersion, Remembered, TimelineEntry, ViewStore, footprint_id,
-    methods_fingerprint,
+    FootprintStatus, FootprintVersion, MEMO_RESOURCES, Remembered, TimelineEntry, ViewStore,
+    footprint_id, methods_fingerprint,
 };
 use crate::{Error, Result};
 
@@ -205,8 +205,17 @@ impl PostgresViewStore {
         Ok(Self {
             pool: std::sync::Arc::new(Pool(Some(pool))),
             methods: std::sync::Arc::new(methods),
-            remembered: std::sync::Arc::new(std::sync::Mutex::new(Remembered::new())),
+            remembered: std::sync::Arc::new(std::sync::Mutex::new(Remembered::new(MEMO_RESOURCES))),
         })
+    }
+
+    /// Keeps the facts of at most `resources` resources in memory from one page to the next
+    /// (default [`MEMO_RESOURCES`]; 0 keeps none).
+    pub fn with_memo_resources(self, resources: usize) -> Self {
+        if let Ok(mut remembered) = self.remembered.lock() {
+            *remembered = Remembered::new(resources);
+        }
+        self
     }
 
     /// Runs `work` with a connection of the pool on the blocking pool.

@@ -15,8 +15,8 @@ use stigmergy_domain::{
 };
 
 use super::{
-    FootprintStatus, FootprintVersion, Remembered, TimelineEntry, ViewStore, footprint_id,
-    methods_fingerprint,
+    FootprintStatus, FootprintVersion, MEMO_RESOURCES, Remembered, TimelineEntry, ViewStore,
+    footprint_id, methods_fingerprint,
 };
 use crate::sqlite::SharedConnection;
 use crate::{Error, Result};
@@ -292,10 +292,19 @@ impl SqliteViewStore {
             reader: SharedConnection::new(reader),
             methods: Arc::new(methods),
             writer: Arc::new(Mutex::new(Writer {
-                remembered: Remembered::new(),
+                remembered: Remembered::new(MEMO_RESOURCES),
                 numbers: Numbers::default(),
             })),
         })
+    }
+
+    /// Keeps the facts of at most `resources` resources in memory from one page to the next
+    /// (default [`MEMO_RESOURCES`]; 0 keeps none).
+    pub fn with_memo_resources(self, resources: usize) -> Self {
+        if let Ok(mut writer) = self.writer.lock() {
+            writer.remembered = Remembered::new(resources);
+        }
+        self
     }
 }
 
