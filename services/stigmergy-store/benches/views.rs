@@ -63,6 +63,13 @@ async fn replay(store: &dyn ViewStore, events: &[Event], page_size: usize) -> Du
             .map(|(i, e)| (LogPosition((first + i + 1) as u64), e.clone()))
             .collect();
         store.apply("bench", page).await.unwrap();
+        let done = first + page_size;
+        if done % 200_000 < page_size && done < events.len() {
+            println!(
+                "  {done} events in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
     started.elapsed()
 }
@@ -237,6 +244,9 @@ async fn main() {
             sqlite / 500.0
         );
         println!("peak resident memory so far: {}", peak_resident());
+        // The SQLite file goes before PostgreSQL fills the disk.
+        drop(store);
+        drop(dir);
         if let Some(server) = postgres_server() {
             let url = fresh_database(&server, "stigmergy_bench_replay");
             let store = PostgresViewStore::connect(&url, Methods::default()).unwrap();
