@@ -286,6 +286,7 @@ impl SqliteViewStore {
             dir.join("views.sqlite"),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        // Up to 64 MiB of pages for queries; the writer's cache serves the projector.
         reader.pragma_update(None, "cache_size", -65_536)?;
         Ok(Self {
             connection: SharedConnection::new(connection),
