@@ -11,6 +11,7 @@ pub mod contribution;
 pub mod derive;
 pub mod footprint;
 pub mod index;
+pub mod ledger;
 pub mod lineage;
 pub mod memo;
 
@@ -23,5 +24,6 @@ pub use footprint::{
     METHOD_VERSION, RepairFootprint, ShipmentEmissions, TransportFactors,
 };
 pub use index::{Consignment, EventIndex, Flow, FlowKind, Movement, Role, Touch};
+pub use ledger::{Derivation, Ledger};
 pub use lineage::{Direction, Lineage, walk};
 pub use memo::Memo;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use stigmergy_domain::views::derive::{Facts, FootprintChange, Methods, Touching};
 use stigmergy_domain::views::{
-    Direction, EventIndex, Flow, FlowKind, Holding, Lineage, Record, Role, walk,
+    Direction, EventIndex, Flow, FlowKind, Holding, Ledger, Lineage, Memo, Record, Role, walk,
 };
 use stigmergy_domain::{
     Event, EventId, Iri, LogPosition, OrganizationId, PositiveAmount, Quantity, Timestamp, Unit,
@@ -49,7 +49,6 @@ CREATE TABLE IF NOT EXISTS touches (
     position INTEGER NOT NULL,
     PRIMARY KEY (resource, role, position)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS touches_by_event ON touches (position);
 CREATE TABLE IF NOT EXISTS flows (
     position INTEGER NOT NULL,
     ordinal  INTEGER NOT NULL,
@@ -63,8 +62,6 @@ CREATE TABLE IF NOT EXISTS flows (
     occurred INTEGER NOT NULL,
     PRIMARY KEY (position, ordinal)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS flows_by_from ON flows (from_no, organization, occurred);
-CREATE INDEX IF NOT EXISTS flows_by_to ON flows (to_no);
 CREATE TABLE IF NOT EXISTS consignments (
     resource  INTEGER NOT NULL,
     consignee TEXT NOT NULL,
@@ -74,8 +71,6 @@ CREATE TABLE IF NOT EXISTS consignments (
     occurred  INTEGER NOT NULL,
     PRIMARY KEY (resource, consignee, position)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS consignments_by_time ON consignments (resource, consignee, occurred);
-CREATE INDEX IF NOT EXISTS consignments_by_shipper ON consignments (resource, shipper);
 CREATE TABLE IF NOT EXISTS movements (
     position     INTEGER NOT NULL,
     ordinal      INTEGER NOT NULL,
@@ -86,7 +81,6 @@ CREATE TABLE IF NOT EXISTS movements (
     unit         TEXT NOT NULL,
     PRIMARY KEY (position, ordinal)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS movements_by_resource ON movements (resource, organization);
 CREATE TABLE IF NOT EXISTS records (
     resource INTEGER PRIMARY KEY,
     record   TEXT NOT NULL
@@ -114,6 +108,17 @@ CREATE TABLE IF NOT EXISTS view_writes (
 ) STRICT;
 INSERT INTO view_writes (id, generation) VALUES (1, 0) ON CONFLICT DO NOTHING;
 ";
+
+/// The secondary indexes of the tables above (name, then what it indexes): dropped while a first
+/// page is written in bulk, and built again after it, in one pass each.
+const INDEXES: &[&str] = &[
+    "touches_by_event ON touches (position)",
+    "flows_by_from ON flows (from_no, organization, occurred)",
+    "flows_by_to ON flows (to_no)",
+    "consignments_by_time ON consignments (resource, consignee, occurred)",
+    "consignments_by_shipper ON consignments (resource, shipper)",
+    "movements_by_resource ON movements (resource, organization)",
+];
 
 /// The version of the tables above; a store written by another version is rebuilt.
 const SCHEMA_VERSION: i64 = 7;
@@ -231,6 +236,21 @@ impl Numbers {
     }
 }
 
+fn create_indexes(connection: &Connection) -> Result<()> {
+    for index in INDEXES {
+        connection.execute(&format!("CREATE INDEX IF NOT EXISTS {index}"), [])?;
+    }
+    Ok(())
+}
+
+fn drop_indexes(connection: &Connection) -> Result<()> {
+    for index in INDEXES {
+        let name = index.split_whitespace().next().unwrap_or_default();
+        connection.execute(&format!("DROP INDEX IF EXISTS {name}"), [])?;
+    }
+    Ok(())
+}
+
 fn number_of(connection: &Connection, resource: &Iri) -> Result<Option<i64>> {
     Ok(connection
         .prepare_cached("SELECT no FROM resources WHERE iri = ?1")?
@@ -282,6 +302,7 @@ impl SqliteViewStore {
         connection.pragma_update(None, "wal_autocheckpoint", 65_536)?;
         rebuild_when_stale(&connection, &methods)?;
         connection.execute_batch(SCHEMA)?;
+        create_indexes(&connection)?;
         let reader = Connection::open_with_flags(
             dir.join("views.sqlite"),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -497,20 +518,29 @@ fn apply_page(
         numbers,
     } = writer;
     let memo = remembered.for_generation(generation);
-    let mut indexed = Vec::with_capacity(page.len());
-    let mut events = HashMap::with_capacity(page.len());
-    for (position, event) in page {
-        let index = store_event(&transaction, numbers, *position, event)?;
-        events.insert(index.position.0 as i64, Arc::new(event.clone()));
-        indexed.push((event, index));
+    let empty: bool = transaction.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM view_events) AND NOT EXISTS (SELECT 1 FROM resources)",
+        [],
+        |row| row.get(0),
+    )?;
+    if empty {
+        apply_first_page(&transaction, numbers, memo, page, last, methods)?;
+    } else {
+        let mut indexed = Vec::with_capacity(page.len());
+        let mut events = HashMap::with_capacity(page.len());
+        for (position, event) in page {
+            let index = store_event(&transaction, numbers, *position, event)?;
+            events.insert(index.position.0 as i64, Arc::new(event.clone()));
+            indexed.push((event, index));
+        }
+        let mut facts = SqliteFacts {
+            transaction: &transaction,
+            numbers,
+            issued_at: last,
+            events,
+        };
+        memo.refresh_page(&mut facts, &indexed, methods)?;
     }
-    let mut facts = SqliteFacts {
-        transaction: &transaction,
-        numbers,
-        issued_at: last,
-        events,
-    };
-    memo.refresh_page(&mut facts, &indexed, methods)?;
     transaction.execute(
         "INSERT INTO projector_positions (projector, position) VALUES (?1, ?2)
          ON CONFLICT (projector) DO UPDATE SET position = max(position, excluded.position)",
@@ -518,6 +548,251 @@ fn apply_page(
     )?;
     transaction.commit()?;
     Ok(generation)
+}
+
+/// Applies a page to a store that holds no events yet: everything the derivation can ask about
+/// is in the page, so it is indexed in memory ([`Ledger`]) and the records are derived from there
+/// on a second thread while this one writes the events and their index rows. Every table is
+/// written in the order of its key, with its secondary indexes built afterwards in one pass.
+fn apply_first_page(
+    transaction: &Transaction<'_>,
+    numbers: &mut Numbers,
+    memo: &mut Memo,
+    page: &[(LogPosition, Event)],
+    last: LogPosition,
+    methods: &Methods,
+) -> Result<()> {
+    let mut ledger = Ledger::new();
+    let mut indexed = Vec::with_capacity(page.len());
+    for (position, event) in page {
+        let (index, _) = ledger
+            .add(*position, event)
+            .map_err(|taken| Error::Unavailable(taken.to_string()))?;
+        indexed.push((event, index));
+    }
+    let (ledger, indexed) = (&ledger, &indexed);
+    let derived = std::thread::scope(|scope| {
+        let deriving = scope.spawn(move || derive_records(ledger, memo, indexed, methods));
+        // The indexes are built while the records are still being derived.
+        let written =
+            write_events(transaction, numbers, ledger).and_then(|()| create_indexes(transaction));
+        let derived = deriving
+            .join()
+            .map_err(|_| Error::Unavailable("deriving the views panicked".into()))?;
+        written.and(derived)
+    })?;
+    write_records(transaction, numbers, derived, last)?;
+    Ok(())
+}
+
+/// A record derived from a first page, serialised, with the footprints it issued.
+struct Derived {
+    resource: Iri,
+    record: String,
+    footprints: Vec<String>,
+    withdrawn: bool,
+}
+
+/// The records of a first page, derived through the memo (which learns what they read, as with
+/// any page) and serialised.
+fn derive_records(
+    ledger: &Ledger,
+    memo: &mut Memo,
+    indexed: &[(&Event, EventIndex)],
+    methods: &Methods,
+) -> Result<Vec<Derived>> {
+    let mut derivation = ledger.derivation();
+    if let Err(never) = memo.refresh_page(&mut derivation, indexed, methods) {
+        match never {}
+    }
+    derivation
+        .saved()
+        .map(|saved| {
+            Ok(Derived {
+                resource: saved.resource.clone(),
+                record: serde_json::to_string(saved.record.as_ref()).map_err(corrupt)?,
+                footprints: saved
+                    .issued
+                    .footprints
+                    .iter()
+                    .map(|footprint| serde_json::to_string(footprint).map_err(corrupt))
+                    .collect::<Result<_>>()?,
+                withdrawn: saved.issued.withdrawn,
+            })
+        })
+        .collect()
+}
+
+/// Writes the events of a first page, their index rows and the retracted ids.
+fn write_events(
+    transaction: &Transaction<'_>,
+    numbers: &mut Numbers,
+    ledger: &Ledger,
+) -> Result<()> {
+    drop_indexes(transaction)?;
+    // Numbered in IRI order, so that both keys of `resources` grow as they are written.
+    let mut resources: Vec<&Iri> = ledger.resources().collect();
+    resources.sort_unstable();
+    let mut resource =
+        transaction.prepare_cached("INSERT INTO resources (no, iri) VALUES (?1, ?2)")?;
+    for (no, iri) in resources.into_iter().enumerate() {
+        let no = no as i64 + 1;
+        resource.execute(params![no, iri.as_str()])?;
+        numbers.0.insert(iri.clone(), no);
+    }
+    let mut event = transaction.prepare_cached(
+        "INSERT INTO view_events (position, event_id, event_type, subject, recorded_by, occurred_at, envelope)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut flow = transaction.prepare_cached(
+        "INSERT INTO flows (position, ordinal, event_id, from_no, to_no, kind, amount, unit, organization, occurred)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    let mut movement = transaction.prepare_cached(
+        "INSERT INTO movements (position, ordinal, resource, organization, inflow, amount, unit)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut touches = Vec::new();
+    let mut consignments = Vec::new();
+    let mut retracted_positions = Vec::new();
+    for (position, stored, index) in ledger.stored() {
+        let at = position.0 as i64;
+        let id = &stored.event_id.as_bytes()[..];
+        event.execute(params![
+            at,
+            id,
+            stored.event_type().name(),
+            stored.subject.as_str(),
+            stored.recorded_by.as_str(),
+            stored.occurred_at.to_string(),
+            serde_json::to_string(stored.as_ref()).map_err(corrupt)?,
+        ])?;
+        for row in &index.touches {
+            touches.push((
+                numbers.assign(transaction, &row.resource)?,
+                row.role.name(),
+                at,
+            ));
+        }
+        for (ordinal, row) in index.flows.iter().enumerate() {
+            flow.execute(params![
+                at,
+                ordinal as i64,
+                id,
+                numbers.assign(transaction, &row.from)?,
+                numbers.assign(transaction, &row.to)?,
+                row.kind.name(),
+                row.quantity.map(|q| q.amount.get()),
+                row.quantity.map(|q| q.unit.code()),
+                stored.recorded_by.as_str(),
+                stored.occurred_at.unix_micros(),
+            ])?;
+        }
+        for row in &index.consignments {
+            consignments.push((
+                numbers.assign(transaction, &row.resource)?,
+                row.consignee.as_str(),
+                at,
+                stored.event_id,
+                row.shipper.as_str(),
+                stored.occurred_at.unix_micros(),
+            ));
+        }
+        for (ordinal, row) in index.movements.iter().enumerate() {
+            movement.execute(params![
+                at,
+                ordinal as i64,
+                numbers.assign(transaction, &row.resource)?,
+                row.organization.as_str(),
+                row.inflow,
+                row.measure.amount,
+                row.measure.unit.code(),
+            ])?;
+        }
+        if ledger.is_retracted(stored.event_id) {
+            retracted_positions.push(at);
+        }
+    }
+    touches.sort_unstable();
+    let mut touch = transaction
+        .prepare_cached("INSERT INTO touches (resource, role, position) VALUES (?1, ?2, ?3)")?;
+    for (no, role, at) in touches {
+        touch.execute(params![no, role, at])?;
+    }
+    consignments.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    let mut consignment = transaction.prepare_cached(
+        "INSERT INTO consignments (resource, consignee, position, event_id, shipper, occurred)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (no, consignee, at, id, shipper, occurred) in consignments {
+        consignment.execute(params![
+            no,
+            consignee,
+            at,
+            &id.as_bytes()[..],
+            shipper,
+            occurred
+        ])?;
+    }
+    let mut retractions: Vec<(EventId, EventId)> = ledger.retractions().collect();
+    retractions.sort_unstable();
+    let mut retracted =
+        transaction.prepare_cached("INSERT INTO retracted (event_id, by_event) VALUES (?1, ?2)")?;
+    for (gone, by) in retractions {
+        retracted.execute(params![&gone.as_bytes()[..], &by.as_bytes()[..]])?;
+    }
+    retracted_positions.sort_unstable();
+    let mut retracted_position =
+        transaction.prepare_cached("INSERT INTO retracted_positions (position) VALUES (?1)")?;
+    for at in retracted_positions {
+        retracted_position.execute(params![at])?;
+    }
+    Ok(())
+}
+
+/// Writes the records derived from a first page and the footprint versions they issued.
+fn write_records(
+    transaction: &Transaction<'_>,
+    numbers: &mut Numbers,
+    derived: Vec<Derived>,
+    last: LogPosition,
+) -> Result<()> {
+    let mut numbered = Vec::with_capacity(derived.len());
+    for record in derived {
+        numbered.push((numbers.assign(transaction, &record.resource)?, record));
+    }
+    numbered.sort_unstable_by_key(|(no, _)| *no);
+    let mut insert_record =
+        transaction.prepare_cached("INSERT INTO records (resource, record) VALUES (?1, ?2)")?;
+    let mut footprint = transaction.prepare_cached(
+        "INSERT INTO footprints (resource, version, id, status, preceding, issued_at, footprint)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (no, derived) in numbered {
+        insert_record.execute(params![no, derived.record])?;
+        let mut preceding: Option<uuid::Uuid> = None;
+        let issued = derived.footprints.len();
+        for (n, json) in derived.footprints.into_iter().enumerate() {
+            let version = n as u32 + 1;
+            let id = footprint_id(&derived.resource, version);
+            let status = if n + 1 == issued && !derived.withdrawn {
+                FootprintStatus::Active
+            } else {
+                FootprintStatus::Deprecated
+            };
+            footprint.execute(params![
+                no,
+                version,
+                &id.as_bytes()[..],
+                status.name(),
+                preceding.as_ref().map(|p| &p.as_bytes()[..]),
+                last.0,
+                json,
+            ])?;
+            preceding = Some(id);
+        }
+    }
+    Ok(())
 }
 
 fn read_record(connection: &Connection, resource: i64) -> Result<Option<Record>> {
