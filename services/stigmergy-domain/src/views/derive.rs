@@ -7,10 +7,12 @@
 //! ends in the same records. What depends on the order is only the footprint's version history:
 //! each time a resource's figures change a new version is issued that names the one it replaces.
 
+use std::borrow::Borrow;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventPayload};
@@ -308,9 +310,9 @@ type Mark = (
 /// needs recomputed, in the order first touched.
 ///
 /// `page` pairs each event with its index rows, as the store just wrote them.
-pub fn touched<F: Facts>(
+pub fn touched<F: Facts, I: Borrow<EventIndex>>(
     facts: &mut F,
-    page: &[(&Event, EventIndex)],
+    page: &[(&Event, I)],
 ) -> Result<Vec<(Iri, Touched)>, F::Error> {
     let mut touched: Vec<(Iri, Touched)> = Vec::new();
     let mut at: HashMap<Iri, usize> = HashMap::new();
@@ -324,6 +326,7 @@ pub fn touched<F: Facts>(
     let mut marks: Vec<Mark> = Vec::new();
     let mut retracted_about: HashSet<usize> = HashSet::new();
     for (event, index) in page {
+        let index: &EventIndex = index.borrow();
         for touch in &index.touches {
             let i = entry(&touch.resource);
             let shipment = match &event.payload {

@@ -17,27 +17,43 @@ use crate::ids::{EventId, Iri, OrganizationId};
 use crate::time::Timestamp;
 use crate::views::derive::{Facts, FootprintChange, Holding, Record, Touching};
 use crate::views::footprint::Footprint;
-use crate::views::index::{Consignment, EventIndex, Flow, FlowKind, Movement, Role};
+use crate::views::index::{EventIndex, Flow, FlowKind, Role};
 
 /// An event of the page, stored once.
 #[derive(Debug)]
 struct Stored {
-    position: LogPosition,
     event: Arc<Event>,
     index: EventIndex,
     /// Not retracted.
     live: bool,
 }
 
-/// The rows naming one resource, each with the event (its place in `Ledger::stored`) that added
-/// it, in the order added.
+/// The rows naming one resource, each as the event that added it (its place in
+/// `Ledger::stored`) and the row's place among that event's rows of its kind, in the order
+/// added.
 #[derive(Debug, Default)]
 struct Rows {
     /// Per role (its place in `Role::ALL`).
     touches: [Vec<u32>; 8],
-    flows_out: Vec<(u32, Flow)>,
-    movements: Vec<(u32, Movement)>,
-    consignments: Vec<(u32, Consignment)>,
+    flows_out: Vec<(u32, u16)>,
+    /// The input and part flows out of it, per organisation that recorded them: what it made
+    /// or repaired from the resource.
+    consumed_by: Vec<(OrganizationId, Vec<(u32, u16)>)>,
+    movements: Vec<(u32, u16)>,
+    /// Its dispatches, per consignee.
+    consignments: Vec<(OrganizationId, Vec<(u32, u16)>)>,
+}
+
+/// The list kept for `key` in `groups`, added when missing.
+fn group<'g, K: PartialEq + Clone, V>(groups: &'g mut Vec<(K, Vec<V>)>, key: &K) -> &'g mut Vec<V> {
+    let at = match groups.iter().position(|(k, _)| k == key) {
+        Some(at) => at,
+        None => {
+            groups.push((key.clone(), Vec::new()));
+            groups.len() - 1
+        }
+    };
+    &mut groups[at].1
 }
 
 /// The footprints a page issued for one resource, oldest first, and whether the last was
@@ -94,6 +110,12 @@ pub struct Ledger {
 #[derive(Debug)]
 pub struct Derivation<'l> {
     ledger: &'l Ledger,
+    records: Records,
+}
+
+/// The records a [`Derivation`] saved.
+#[derive(Debug, Default)]
+pub struct Records {
     records: HashMap<Iri, (Arc<Record>, Issued)>,
     /// The resources saved, in the order first saved.
     saved: Vec<Iri>,
@@ -104,17 +126,12 @@ impl Ledger {
         Self::default()
     }
 
-    /// Stores an event and its index rows unless its id is already stored, and returns the rows
-    /// for the refresh (at the position where the event was first stored), with whether it was
-    /// stored now. `counted` is set as a store sets it: stored now, and not retracted before.
-    pub fn add(
-        &mut self,
-        position: LogPosition,
-        event: &Event,
-    ) -> Result<(EventIndex, bool), PositionTaken> {
-        if let Some(&at) = self.by_id.get(&event.event_id) {
-            let first = self.stored[at as usize].position;
-            return Ok((EventIndex::of(event, first), false));
+    /// Stores an event and its index rows unless its id is already stored, and says whether it
+    /// was stored now. An event stored twice is the same event (ids are unique), so it counts
+    /// once.
+    pub fn add(&mut self, position: LogPosition, event: Arc<Event>) -> Result<bool, PositionTaken> {
+        if self.by_id.contains_key(&event.event_id) {
+            return Ok(false);
         }
         if let Some(&first) = self.by_position.get(&position) {
             return Err(PositionTaken {
@@ -123,71 +140,60 @@ impl Ledger {
                 second: event.event_id,
             });
         }
-        let mut index = EventIndex::of(event, position);
+        let mut index = EventIndex::of(&event, position);
         index.counted = !self.retracted.contains_key(&event.event_id);
-        if let Some(retracted) = EventIndex::retracts(event) {
+        if let Some(retracted) = EventIndex::retracts(&event) {
             self.retracted.entry(retracted).or_insert(event.event_id);
             if let Some(&gone) = self.by_id.get(&retracted) {
                 self.stored[gone as usize].live = false;
             }
         }
         let at = self.stored.len() as u32;
+        let all = &mut self.rows;
+        fn rows<'r>(all: &'r mut HashMap<Iri, Rows>, resource: &Iri) -> &'r mut Rows {
+            all.entry(resource.clone()).or_default()
+        }
         for touch in &index.touches {
-            let role = role_slot(touch.role);
-            let rows = self.rows.entry(touch.resource.clone()).or_default();
-            rows.touches[role].push(at);
+            rows(all, &touch.resource).touches[role_slot(touch.role)].push(at);
         }
-        for flow in &index.flows {
-            let rows = self.rows.entry(flow.from.clone()).or_default();
-            rows.flows_out.push((at, flow.clone()));
+        for (ordinal, flow) in index.flows.iter().enumerate() {
+            let ordinal = ordinal as u16;
+            let rows = rows(all, &flow.from);
+            rows.flows_out.push((at, ordinal));
+            if matches!(flow.kind, FlowKind::Input | FlowKind::Part) {
+                group(&mut rows.consumed_by, &event.recorded_by).push((at, ordinal));
+            }
         }
-        for movement in &index.movements {
-            let rows = self.rows.entry(movement.resource.clone()).or_default();
-            rows.movements.push((at, movement.clone()));
+        for (ordinal, movement) in index.movements.iter().enumerate() {
+            rows(all, &movement.resource)
+                .movements
+                .push((at, ordinal as u16));
         }
-        for consignment in &index.consignments {
-            let rows = self.rows.entry(consignment.resource.clone()).or_default();
-            rows.consignments.push((at, consignment.clone()));
+        for (ordinal, consignment) in index.consignments.iter().enumerate() {
+            let rows = rows(all, &consignment.resource);
+            group(&mut rows.consignments, &consignment.consignee).push((at, ordinal as u16));
         }
         self.by_id.insert(event.event_id, at);
         self.by_position.insert(position, event.event_id);
-        self.stored.push(Stored {
-            position,
-            event: Arc::new(event.clone()),
-            index: index.clone(),
-            live: index.counted,
-        });
-        Ok((index, true))
+        let live = index.counted;
+        self.stored.push(Stored { event, index, live });
+        Ok(true)
     }
 
-    /// Every event stored, with its position and index rows, in the order stored.
-    pub fn stored(&self) -> impl Iterator<Item = (LogPosition, &Arc<Event>, &EventIndex)> {
+    /// Every event stored, with its index rows, in the order stored: the page as the refresh
+    /// reads it ([`derive::touched`](crate::views::derive::touched)).
+    pub fn indexed(&self) -> Vec<(&Event, &EventIndex)> {
         self.stored
             .iter()
-            .map(|stored| (stored.position, &stored.event, &stored.index))
-    }
-
-    /// Every resource the stored events name.
-    pub fn resources(&self) -> impl Iterator<Item = &Iri> {
-        self.rows.keys()
-    }
-
-    /// Every retracted id with the first event that retracted it.
-    pub fn retractions(&self) -> impl Iterator<Item = (EventId, EventId)> + '_ {
-        self.retracted.iter().map(|(gone, by)| (*gone, *by))
-    }
-
-    /// Whether `event` is retracted.
-    pub fn is_retracted(&self, event: EventId) -> bool {
-        self.retracted.contains_key(&event)
+            .map(|stored| (stored.event.as_ref(), &stored.index))
+            .collect()
     }
 
     /// A derivation reading this ledger, with no record saved yet.
     pub fn derivation(&self) -> Derivation<'_> {
         Derivation {
             ledger: self,
-            records: HashMap::default(),
-            saved: Vec::new(),
+            records: Records::default(),
         }
     }
 
@@ -202,6 +208,10 @@ impl Ledger {
 
     fn occurred_at(&self, at: u32) -> i64 {
         self.event_at(at).occurred_at.unix_micros()
+    }
+
+    fn index_at(&self, at: u32) -> &EventIndex {
+        &self.stored[at as usize].index
     }
 }
 
@@ -220,6 +230,18 @@ fn distinct<T: Ord>(mut items: Vec<T>) -> Vec<T> {
 }
 
 impl Derivation<'_> {
+    /// Every record saved so far, in the order first saved, with the footprints it issued.
+    pub fn saved(&self) -> impl Iterator<Item = Saved<'_>> {
+        self.records.saved()
+    }
+
+    /// The records saved, without the ledger.
+    pub fn finish(self) -> Records {
+        self.records
+    }
+}
+
+impl Records {
     /// Every record saved, in the order first saved, with the footprints it issued.
     pub fn saved(&self) -> impl Iterator<Item = Saved<'_>> {
         self.saved.iter().map(|resource| {
@@ -266,21 +288,13 @@ impl Facts for Derivation<'_> {
             return Ok(Vec::new());
         };
         let since = since.map_or(i64::MIN, |t| t.unix_micros());
-        let mut flows: Vec<(EventId, usize, &Flow)> = Vec::new();
-        let mut ordinal = 0;
-        let mut previous = None;
-        for (at, flow) in &rows.flows_out {
-            // The ordinal among the flows of one event out of this resource keeps their order.
-            ordinal = if previous == Some(*at) {
-                ordinal + 1
-            } else {
-                0
-            };
-            previous = Some(*at);
+        let mut flows: Vec<(EventId, u16, &Flow)> = Vec::new();
+        for &(at, ordinal) in &rows.flows_out {
+            let flow = &self.ledger.index_at(at).flows[usize::from(ordinal)];
             let keeps = matches!(flow.kind, FlowKind::Input | FlowKind::Part)
-                || self.ledger.occurred_at(*at) >= since;
-            if keeps && self.ledger.live(*at) {
-                flows.push((self.ledger.event_at(*at).event_id, ordinal, flow));
+                || self.ledger.occurred_at(at) >= since;
+            if keeps && self.ledger.live(at) {
+                flows.push((self.ledger.event_at(at).event_id, ordinal, flow));
             }
         }
         flows.sort_by_key(|(id, ordinal, _)| (*id, *ordinal));
@@ -297,16 +311,17 @@ impl Facts for Derivation<'_> {
             return Ok(Vec::new());
         };
         let since = since.unix_micros();
-        let consumers = rows
-            .flows_out
+        let Some((_, consumed)) = rows.consumed_by.iter().find(|(by, _)| by == organization) else {
+            return Ok(Vec::new());
+        };
+        let consumers = consumed
             .iter()
-            .filter(|(at, flow)| {
-                matches!(flow.kind, FlowKind::Input | FlowKind::Part)
-                    && self.ledger.live(*at)
-                    && &self.ledger.event_at(*at).recorded_by == organization
-                    && self.ledger.occurred_at(*at) >= since
+            .filter(|(at, _)| self.ledger.live(*at) && self.ledger.occurred_at(*at) >= since)
+            .map(|&(at, ordinal)| {
+                self.ledger.index_at(at).flows[usize::from(ordinal)]
+                    .to
+                    .clone()
             })
-            .map(|(_, flow)| flow.to.clone())
             .collect();
         Ok(distinct(consumers))
     }
@@ -321,14 +336,12 @@ impl Facts for Derivation<'_> {
             return Ok(None);
         };
         let at = at.unix_micros();
-        Ok(rows
-            .consignments
+        let Some((_, dispatches)) = rows.consignments.iter().find(|(to, _)| to == consignee) else {
+            return Ok(None);
+        };
+        Ok(dispatches
             .iter()
-            .filter(|(event, consignment)| {
-                &consignment.consignee == consignee
-                    && self.ledger.live(*event)
-                    && self.ledger.occurred_at(*event) <= at
-            })
+            .filter(|(event, _)| self.ledger.live(*event) && self.ledger.occurred_at(*event) <= at)
             .map(|(event, _)| self.ledger.event_at(*event))
             .max_by_key(|event| (event.occurred_at.unix_micros(), event.event_id))
             .cloned())
@@ -345,8 +358,14 @@ impl Facts for Derivation<'_> {
         let consignees = rows
             .consignments
             .iter()
-            .filter(|(at, consignment)| &consignment.shipper == shipper && self.ledger.live(*at))
-            .map(|(_, consignment)| consignment.consignee.clone())
+            .filter(|(_, dispatches)| {
+                dispatches.iter().any(|&(at, ordinal)| {
+                    self.ledger.live(at)
+                        && &self.ledger.index_at(at).consignments[usize::from(ordinal)].shipper
+                            == shipper
+                })
+            })
+            .map(|(consignee, _)| consignee.clone())
             .collect();
         Ok(distinct(consignees))
     }
@@ -356,10 +375,11 @@ impl Facts for Derivation<'_> {
             return Ok(Vec::new());
         };
         let mut holdings: Vec<Holding> = Vec::new();
-        for (at, movement) in &rows.movements {
-            if !self.ledger.live(*at) {
+        for &(at, ordinal) in &rows.movements {
+            if !self.ledger.live(at) {
                 continue;
             }
+            let movement = &self.ledger.index_at(at).movements[usize::from(ordinal)];
             let unit = movement.measure.unit;
             let key = (&movement.organization, unit.code());
             let slot = holdings.binary_search_by(|h| (&h.organization, h.unit.code()).cmp(&key));
@@ -398,8 +418,10 @@ impl Facts for Derivation<'_> {
         let events = rows
             .movements
             .iter()
-            .filter(|(at, movement)| {
-                &movement.organization == organization && self.ledger.live(*at)
+            .filter(|&&(at, ordinal)| {
+                self.ledger.live(at)
+                    && &self.ledger.index_at(at).movements[usize::from(ordinal)].organization
+                        == organization
             })
             .map(|(at, _)| self.ledger.event_at(*at).event_id)
             .collect();
@@ -421,7 +443,11 @@ impl Facts for Derivation<'_> {
     }
 
     fn record(&mut self, resource: &Iri) -> Result<Option<Arc<Record>>, Infallible> {
-        Ok(self.records.get(resource).map(|(record, _)| record.clone()))
+        Ok(self
+            .records
+            .records
+            .get(resource)
+            .map(|(record, _)| record.clone()))
     }
 
     fn save(
@@ -430,11 +456,13 @@ impl Facts for Derivation<'_> {
         record: &Arc<Record>,
         change: FootprintChange,
     ) -> Result<(), Infallible> {
-        let (stored, issued) = match self.records.get_mut(resource) {
+        let records = &mut self.records;
+        let (stored, issued) = match records.records.get_mut(resource) {
             Some(entry) => entry,
             None => {
-                self.saved.push(resource.clone());
-                self.records
+                records.saved.push(resource.clone());
+                records
+                    .records
                     .entry(resource.clone())
                     .or_insert_with(|| (record.clone(), Issued::default()))
             }
@@ -476,8 +504,8 @@ mod tests {
         .expect("a valid event")
     }
 
-    fn lot(n: u32, id: &str) -> Event {
-        event(
+    fn lot(n: u32, id: &str) -> Arc<Event> {
+        Arc::new(event(
             n,
             "MaterialSourced",
             id,
@@ -487,7 +515,7 @@ mod tests {
                 "supplier": { "id": "https://forest.example.org" },
                 "kgCo2ePerUnit": 0.5, "dataQuality": "primary", "recycledContent": 0.0
             }),
-        )
+        ))
     }
 
     fn iri(value: &str) -> Iri {
@@ -498,11 +526,20 @@ mod tests {
     fn an_event_stored_twice_counts_once_and_a_retracted_one_is_left_out() {
         let mut ledger = Ledger::new();
         let first = lot(1, "https://lots.example.org/a");
-        let (index, new) = ledger.add(LogPosition(1), &first).expect("infallible");
-        assert!(new && index.counted);
-        let (again, new) = ledger.add(LogPosition(2), &first).expect("infallible");
-        assert!(!new && !again.counted);
-        assert_eq!(again.position, LogPosition(1));
+        assert!(
+            ledger
+                .add(LogPosition(1), first.clone())
+                .expect("a free position")
+        );
+        assert!(
+            !ledger
+                .add(LogPosition(2), first.clone())
+                .expect("a free position")
+        );
+        let indexed = ledger.indexed();
+        assert_eq!(indexed.len(), 1, "stored once");
+        assert_eq!(indexed[0].1.position, LogPosition(1));
+        assert!(indexed[0].1.counted);
         let resource = iri("https://lots.example.org/a");
         assert_eq!(
             ledger
@@ -523,8 +560,9 @@ mod tests {
             "https://lots.example.org/a",
             json!({ "eventId": first.event_id.to_string(), "reason": "typo" }),
         );
-        ledger.add(LogPosition(3), &retraction).expect("infallible");
-        assert!(ledger.is_retracted(first.event_id));
+        ledger
+            .add(LogPosition(3), Arc::new(retraction))
+            .expect("a free position");
         assert!(
             ledger
                 .derivation()
@@ -558,9 +596,11 @@ mod tests {
             "https://lots.example.org/b",
             json!({ "eventId": late.event_id.to_string(), "reason": "typo" }),
         );
-        ledger.add(LogPosition(1), &retraction).expect("infallible");
-        let (index, new) = ledger.add(LogPosition(2), &late).expect("infallible");
-        assert!(new && !index.counted);
+        ledger
+            .add(LogPosition(1), Arc::new(retraction))
+            .expect("a free position");
+        assert!(ledger.add(LogPosition(2), late).expect("a free position"));
+        assert!(!ledger.indexed()[1].1.counted);
         assert!(
             ledger
                 .derivation()
@@ -574,10 +614,10 @@ mod tests {
     fn two_events_at_one_position_are_refused() {
         let mut ledger = Ledger::new();
         ledger
-            .add(LogPosition(1), &lot(1, "https://lots.example.org/a"))
-            .expect("infallible");
+            .add(LogPosition(1), lot(1, "https://lots.example.org/a"))
+            .expect("a free position");
         let taken = ledger
-            .add(LogPosition(1), &lot(2, "https://lots.example.org/b"))
+            .add(LogPosition(1), lot(2, "https://lots.example.org/b"))
             .expect_err("a taken position");
         assert_eq!(taken.position, LogPosition(1));
     }

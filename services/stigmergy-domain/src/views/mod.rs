@@ -24,6 +24,6 @@ pub use footprint::{
     METHOD_VERSION, RepairFootprint, ShipmentEmissions, TransportFactors,
 };
 pub use index::{Consignment, EventIndex, Flow, FlowKind, Movement, Role, Touch};
-pub use ledger::{Derivation, Ledger};
+pub use ledger::{Derivation, Ledger, Records};
 pub use lineage::{Direction, Lineage, walk};
 pub use memo::Memo;

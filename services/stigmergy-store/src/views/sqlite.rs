@@ -1,12 +1,12 @@
 //! The embedded adapter of the views store: `views.sqlite` in the data directory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use stigmergy_domain::views::derive::{Facts, FootprintChange, Methods, Touching};
+use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods, Touching};
 use stigmergy_domain::views::{
     Direction, EventIndex, Flow, FlowKind, Holding, Ledger, Lineage, Memo, Record, Role, walk,
 };
@@ -360,6 +360,10 @@ impl ViewStore for SqliteViewStore {
                 let mut writer = writer
                     .lock()
                     .map_err(|_| Error::Unavailable("a views writer panicked".into()))?;
+                let page: Vec<(LogPosition, Arc<Event>)> = page
+                    .into_iter()
+                    .map(|(position, event)| (position, Arc::new(event)))
+                    .collect();
                 let applied =
                     apply_page(connection, &projector, &page, last, &methods, &mut writer);
                 match applied {
@@ -502,7 +506,7 @@ impl ViewStore for SqliteViewStore {
 fn apply_page(
     connection: &mut Connection,
     projector: &str,
-    page: &[(LogPosition, Event)],
+    page: &[(LogPosition, Arc<Event>)],
     last: LogPosition,
     methods: &Methods,
     writer: &mut Writer,
@@ -530,8 +534,8 @@ fn apply_page(
         let mut events = HashMap::with_capacity(page.len());
         for (position, event) in page {
             let index = store_event(&transaction, numbers, *position, event)?;
-            events.insert(index.position.0 as i64, Arc::new(event.clone()));
-            indexed.push((event, index));
+            events.insert(index.position.0 as i64, event.clone());
+            indexed.push((event.as_ref(), index));
         }
         let mut facts = SqliteFacts {
             transaction: &transaction,
@@ -558,24 +562,17 @@ fn apply_first_page(
     transaction: &Transaction<'_>,
     numbers: &mut Numbers,
     memo: &mut Memo,
-    page: &[(LogPosition, Event)],
+    page: &[(LogPosition, Arc<Event>)],
     last: LogPosition,
     methods: &Methods,
 ) -> Result<()> {
-    let mut ledger = Ledger::new();
-    let mut indexed = Vec::with_capacity(page.len());
-    for (position, event) in page {
-        let (index, _) = ledger
-            .add(*position, event)
-            .map_err(|taken| Error::Unavailable(taken.to_string()))?;
-        indexed.push((event, index));
-    }
-    let (ledger, indexed) = (&ledger, &indexed);
+    // The ledger answers from memory: the memo would only copy its answers.
+    memo.clear();
     let derived = std::thread::scope(|scope| {
-        let deriving = scope.spawn(move || derive_records(ledger, memo, indexed, methods));
+        let deriving = scope.spawn(move || derive_records(page, methods));
         // The indexes are built while the records are still being derived.
         let written =
-            write_events(transaction, numbers, ledger).and_then(|()| create_indexes(transaction));
+            write_events(transaction, numbers, page).and_then(|()| create_indexes(transaction));
         let derived = deriving
             .join()
             .map_err(|_| Error::Unavailable("deriving the views panicked".into()))?;
@@ -593,19 +590,23 @@ struct Derived {
     withdrawn: bool,
 }
 
-/// The records of a first page, derived through the memo (which learns what they read, as with
-/// any page) and serialised.
-fn derive_records(
-    ledger: &Ledger,
-    memo: &mut Memo,
-    indexed: &[(&Event, EventIndex)],
-    methods: &Methods,
-) -> Result<Vec<Derived>> {
+/// The records of a first page, indexed and derived in memory ([`Ledger`]), and serialised.
+fn derive_records(page: &[(LogPosition, Arc<Event>)], methods: &Methods) -> Result<Vec<Derived>> {
+    let mut ledger = Ledger::new();
+    for (position, event) in page {
+        ledger
+            .add(*position, event.clone())
+            .map_err(|taken| Error::Unavailable(taken.to_string()))?;
+    }
     let mut derivation = ledger.derivation();
-    if let Err(never) = memo.refresh_page(&mut derivation, indexed, methods) {
+    let indexed = ledger.indexed();
+    let derived = derive::touched(&mut derivation, &indexed)
+        .and_then(|touched| derive::refresh(&mut derivation, touched, methods));
+    if let Err(never) = derived {
         match never {}
     }
-    derivation
+    let records = derivation.finish();
+    records
         .saved()
         .map(|saved| {
             Ok(Derived {
@@ -627,11 +628,32 @@ fn derive_records(
 fn write_events(
     transaction: &Transaction<'_>,
     numbers: &mut Numbers,
-    ledger: &Ledger,
+    page: &[(LogPosition, Arc<Event>)],
 ) -> Result<()> {
     drop_indexes(transaction)?;
+    // Each event once, at the position it first has; the first retraction of each id.
+    let mut first: HashMap<EventId, i64> = HashMap::with_capacity(page.len());
+    let mut stored = Vec::with_capacity(page.len());
+    let mut retractions: HashMap<EventId, EventId> = HashMap::new();
+    for (position, event) in page {
+        if first.contains_key(&event.event_id) {
+            continue;
+        }
+        first.insert(event.event_id, position.0 as i64);
+        if let Some(gone) = EventIndex::retracts(event) {
+            retractions.entry(gone).or_insert(event.event_id);
+        }
+        stored.push((event, EventIndex::of(event, *position)));
+    }
     // Numbered in IRI order, so that both keys of `resources` grow as they are written.
-    let mut resources: Vec<&Iri> = ledger.resources().collect();
+    let mut resources: HashSet<&Iri> = HashSet::with_capacity(page.len());
+    for (_, index) in &stored {
+        resources.extend(index.touches.iter().map(|row| &row.resource));
+        resources.extend(index.flows.iter().flat_map(|row| [&row.from, &row.to]));
+        resources.extend(index.movements.iter().map(|row| &row.resource));
+        resources.extend(index.consignments.iter().map(|row| &row.resource));
+    }
+    let mut resources: Vec<&Iri> = resources.into_iter().collect();
     resources.sort_unstable();
     let mut resource =
         transaction.prepare_cached("INSERT INTO resources (no, iri) VALUES (?1, ?2)")?;
@@ -654,9 +676,8 @@ fn write_events(
     )?;
     let mut touches = Vec::new();
     let mut consignments = Vec::new();
-    let mut retracted_positions = Vec::new();
-    for (position, stored, index) in ledger.stored() {
-        let at = position.0 as i64;
+    for (stored, index) in &stored {
+        let at = index.position.0 as i64;
         let id = &stored.event_id.as_bytes()[..];
         event.execute(params![
             at,
@@ -709,9 +730,6 @@ fn write_events(
                 row.measure.unit.code(),
             ])?;
         }
-        if ledger.is_retracted(stored.event_id) {
-            retracted_positions.push(at);
-        }
     }
     touches.sort_unstable();
     let mut touch = transaction
@@ -734,7 +752,11 @@ fn write_events(
             occurred
         ])?;
     }
-    let mut retractions: Vec<(EventId, EventId)> = ledger.retractions().collect();
+    let mut retracted_positions: Vec<i64> = retractions
+        .keys()
+        .filter_map(|gone| first.get(gone).copied())
+        .collect();
+    let mut retractions: Vec<(EventId, EventId)> = retractions.into_iter().collect();
     retractions.sort_unstable();
     let mut retracted =
         transaction.prepare_cached("INSERT INTO retracted (event_id, by_event) VALUES (?1, ?2)")?;
