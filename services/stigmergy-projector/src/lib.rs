@@ -32,6 +32,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// a page is applied, so a long page holds up no reader.
 pub const DEFAULT_PAGE_SIZE: usize = 50_000;
 
+/// Most events in the first page, the one applied at position 0, unless configured otherwise.
+/// A store that holds no events yet indexes and derives its first page in memory and writes it
+/// in bulk (`docs/views.md`): far faster than page after page, at about 4 KB of memory per
+/// event while the page is applied.
+pub const DEFAULT_FIRST_PAGE_SIZE: usize = 1_000_000;
+
 /// A projector: one name (its position in the store), one log, one store.
 #[derive(Clone, Debug)]
 pub struct Projector {
@@ -39,6 +45,7 @@ pub struct Projector {
     log: Arc<dyn EventLog>,
     store: Arc<dyn ViewStore>,
     page_size: usize,
+    first_page_size: usize,
 }
 
 impl Projector {
@@ -48,6 +55,7 @@ impl Projector {
             log,
             store,
             page_size: DEFAULT_PAGE_SIZE,
+            first_page_size: DEFAULT_FIRST_PAGE_SIZE,
         }
     }
 
@@ -57,11 +65,26 @@ impl Projector {
         self
     }
 
+    /// Most events in the page applied at position 0.
+    pub fn with_first_page_size(mut self, first_page_size: usize) -> Self {
+        self.first_page_size = first_page_size.max(1);
+        self
+    }
+
+    /// The most events to apply in the page after `position`.
+    fn limit(&self, position: LogPosition) -> usize {
+        if position == LogPosition(0) {
+            self.first_page_size
+        } else {
+            self.page_size
+        }
+    }
+
     /// Applies everything up to the log's head as it is now, and returns the position reached.
     pub async fn catch_up(&self) -> Result<LogPosition> {
         let mut position = self.store.position(&self.name).await?;
         loop {
-            let page = self.log.read_after(position, self.page_size).await?;
+            let page = self.log.read_after(position, self.limit(position)).await?;
             let Some(last) = page.last().map(|stored| stored.position) else {
                 return Ok(position);
             };
@@ -77,11 +100,12 @@ impl Projector {
     /// meanwhile, up to a page).
     pub async fn run(&self) -> Result<()> {
         let position = self.store.position(&self.name).await?;
+        let mut limit = self.limit(position);
         let mut events = self.log.follow(position);
         while let Some(first) = events.next().await {
             let first = first?;
             let mut page = vec![(first.position, first.event)];
-            while page.len() < self.page_size {
+            while page.len() < limit {
                 match events.next().now_or_never() {
                     Some(Some(next)) => {
                         let next = next?;
@@ -91,6 +115,7 @@ impl Projector {
                 }
             }
             self.apply(page).await?;
+            limit = self.page_size;
         }
         Ok(())
     }

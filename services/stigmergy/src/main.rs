@@ -48,6 +48,10 @@ enum Command {
         /// Events applied per transaction.
         #[arg(long, default_value_t = stigmergy_projector::DEFAULT_PAGE_SIZE)]
         page_size: usize,
+        /// Events applied in the first transaction, into a store at position 0 (indexed and
+        /// derived in memory when the store holds no events yet).
+        #[arg(long, default_value_t = stigmergy_projector::DEFAULT_FIRST_PAGE_SIZE)]
+        first_page_size: usize,
     },
 }
 
@@ -77,6 +81,7 @@ fn main() -> anyhow::Result<()> {
         Command::Project {
             data_dir,
             page_size,
+            first_page_size,
         } => {
             if let Some(data_dir) = data_dir {
                 config.data_dir = data_dir;
@@ -84,14 +89,20 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(project(config, page_size))
+                .block_on(project(
+                    config,
+                    stigmergy::project::Pages {
+                        size: page_size,
+                        first: first_page_size,
+                    },
+                ))
         }
     }
 }
 
-async fn project(config: Config, page_size: usize) -> anyhow::Result<()> {
+async fn project(config: Config, pages: stigmergy::project::Pages) -> anyhow::Result<()> {
     let _telemetry = telemetry::init(&config.telemetry, "stigmergy-projector")?;
-    let report = stigmergy::project::catch_up(&config, page_size).await?;
+    let report = stigmergy::project::catch_up(&config, pages).await?;
     let events = report.to.0.saturating_sub(report.from.0);
     println!(
         "Projected positions {}..{} ({events} events) in {:.2} s ({:.0} events/s).",

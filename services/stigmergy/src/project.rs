@@ -20,14 +20,25 @@ pub struct ProjectReport {
     pub elapsed: Duration,
 }
 
-/// Applies the log up to its head, in pages of `page_size` events.
-pub async fn catch_up(config: &Config, page_size: usize) -> anyhow::Result<ProjectReport> {
+/// How many events `stigmergy project` applies per transaction.
+#[derive(Clone, Copy, Debug)]
+pub struct Pages {
+    /// Most events per page.
+    pub size: usize,
+    /// Most events in the page applied at position 0 (into an empty store, in memory).
+    pub first: usize,
+}
+
+/// Applies the log up to its head, in pages of `pages.size` events after a first of
+/// `pages.first`.
+pub async fn catch_up(config: &Config, pages: Pages) -> anyhow::Result<ProjectReport> {
     let log = open_log(&config.log_url())?;
     let views = open_views(config)?;
     let from = views.position(PROJECTOR).await?;
     let started = Instant::now();
     let to = Projector::new(PROJECTOR, log, views)
-        .with_page_size(page_size)
+        .with_page_size(pages.size)
+        .with_first_page_size(pages.first)
         .catch_up()
         .await?;
     Ok(ProjectReport {

@@ -15,6 +15,8 @@ use stigmergy_store::{SqliteViewStore, ViewStore};
 use tokio::process::Command;
 
 const PAGE: usize = 200;
+/// The first page, indexed and derived in memory into the empty store: killed too.
+const FIRST_PAGE: usize = 1000;
 
 fn project(data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stigmergy"));
@@ -22,6 +24,7 @@ fn project(data_dir: &std::path::Path) -> Command {
         .args(["project", "--data-dir"])
         .arg(data_dir)
         .args(["--page-size", &PAGE.to_string()])
+        .args(["--first-page-size", &FIRST_PAGE.to_string()])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true);
@@ -78,13 +81,14 @@ async fn views_killed_mid_page_again_and_again_end_equal_to_a_clean_replay() {
     assert!(status.success());
     assert_eq!(position(data_dir.path()).await, head);
 
-    // A clean replay of the same log, in the same pages.
+    // A clean replay of the same log, in the same pages (footprint versions are issued per page).
     let log: Arc<dyn EventLog> =
         Arc::new(EmbeddedLog::open(data_dir.path(), EmbeddedLogConfig::default()).unwrap());
     let clean_dir = tempfile::tempdir().unwrap();
     let clean = Arc::new(SqliteViewStore::open(clean_dir.path(), Methods::default()).unwrap());
     Projector::new(stigmergy::project::PROJECTOR, log, clean.clone())
         .with_page_size(PAGE)
+        .with_first_page_size(FIRST_PAGE)
         .catch_up()
         .await
         .unwrap();

@@ -14,13 +14,18 @@ mod sqlite;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use stigmergy_domain::views::{Direction, Footprint, Lineage, Memo, Methods, Record, Role};
+use std::sync::Arc;
+
+use stigmergy_domain::views::{
+    Direction, Footprint, Ledger, Lineage, Memo, Methods, Record, Role, derive,
+};
 use stigmergy_domain::{Event, EventId, Iri, LogPosition};
 
 pub use postgres::PostgresViewStore;
 pub use sqlite::SqliteViewStore;
 
-use crate::Result;
+use crate::{Error, Result};
+use sqlite::corrupt;
 
 /// One row of a resource's timeline.
 #[derive(Clone, Debug, PartialEq)]
@@ -141,6 +146,54 @@ impl Remembered {
         self.generation = None;
         self.memo.clear();
     }
+}
+
+/// A record derived from a first page, serialised, with the footprints it issued.
+pub(crate) struct Derived {
+    pub(crate) resource: Iri,
+    pub(crate) record: String,
+    pub(crate) footprints: Vec<String>,
+    pub(crate) withdrawn: bool,
+}
+
+/// The records of a first page — a page applied to a store that holds no events yet, so that
+/// everything the derivation can ask about is in the page — indexed and derived in memory
+/// ([`Ledger`]), and serialised. Each adapter runs it on a thread of its own while it writes the
+/// page's events and index rows.
+pub(crate) fn derive_first_page(
+    page: &[(LogPosition, Arc<Event>)],
+    methods: &Methods,
+) -> Result<Vec<Derived>> {
+    let mut ledger = Ledger::new();
+    for (position, event) in page {
+        ledger
+            .add(*position, event.clone())
+            .map_err(|taken| Error::Unavailable(taken.to_string()))?;
+    }
+    let mut derivation = ledger.derivation();
+    let indexed = ledger.indexed();
+    let derived = derive::touched(&mut derivation, &indexed)
+        .and_then(|touched| derive::refresh(&mut derivation, touched, methods));
+    if let Err(never) = derived {
+        match never {}
+    }
+    let records = derivation.finish();
+    records
+        .saved()
+        .map(|saved| {
+            Ok(Derived {
+                resource: saved.resource.clone(),
+                record: serde_json::to_string(saved.record.as_ref()).map_err(corrupt)?,
+                footprints: saved
+                    .issued
+                    .footprints
+                    .iter()
+                    .map(|footprint| serde_json::to_string(footprint).map_err(corrupt))
+                    .collect::<Result<_>>()?,
+                withdrawn: saved.issued.withdrawn,
+            })
+        })
+        .collect()
 }
 
 /// The read store of the views. Both adapters pass the same test suite.

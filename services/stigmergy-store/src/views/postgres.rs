@@ -22,8 +22,8 @@ use stigmergy_domain::{
 
 use super::sqlite::{corrupt, kind_from, role_from};
 use super::{
-    FootprintStatus, FootprintVersion, MEMO_RESOURCES, Remembered, TimelineEntry, ViewStore,
-    footprint_id, methods_fingerprint,
+    Derived, FootprintStatus, FootprintVersion, MEMO_RESOURCES, Remembered, TimelineEntry,
+    ViewStore, derive_first_page, footprint_id, methods_fingerprint,
 };
 use crate::{Error, Result};
 
@@ -406,6 +406,10 @@ impl ViewStore for PostgresViewStore {
             let mut remembered = remembered
                 .lock()
                 .map_err(|_| unavailable("a views writer panicked"))?;
+            let page: Vec<(LogPosition, Arc<Event>)> = page
+                .into_iter()
+                .map(|(position, event)| (position, Arc::new(event)))
+                .collect();
             let applied = apply_page(client, &projector, &page, last, &methods, &mut remembered);
             match applied {
                 Ok(generation) => remembered.committed(generation),
@@ -508,7 +512,7 @@ impl ViewStore for PostgresViewStore {
 fn apply_page(
     client: &mut Client,
     projector: &str,
-    page: &[(LogPosition, Event)],
+    page: &[(LogPosition, Arc<Event>)],
     last: LogPosition,
     methods: &Methods,
     remembered: &mut Remembered,
@@ -526,15 +530,35 @@ fn apply_page(
         .try_get(0)?;
     let memo = remembered.for_generation(generation);
     let mut statements = Statements::default();
-    let indexes = store_page(&mut transaction, &mut statements, page)?;
-    let indexed: Vec<(&Event, EventIndex)> =
-        page.iter().map(|(_, event)| event).zip(indexes).collect();
-    let mut facts = PostgresFacts {
-        transaction: &mut transaction,
-        statements,
-        issued_at: last,
-    };
-    memo.refresh_page(&mut facts, &indexed, methods)?;
+    let empty: bool = transaction
+        .query_one("SELECT NOT EXISTS (SELECT 1 FROM view_events)", &[])?
+        .try_get(0)?;
+    if empty {
+        // The ledger answers from memory: the memo would only copy its answers.
+        memo.clear();
+        let derived = std::thread::scope(|scope| {
+            let deriving = scope.spawn(move || derive_first_page(page, methods));
+            let written = store_page(&mut transaction, &mut statements, page);
+            let derived = deriving
+                .join()
+                .map_err(|_| unavailable("deriving the views panicked"))?;
+            written.and(derived)
+        })?;
+        store_records(&mut transaction, &mut statements, derived, last)?;
+    } else {
+        let indexes = store_page(&mut transaction, &mut statements, page)?;
+        let indexed: Vec<(&Event, EventIndex)> = page
+            .iter()
+            .map(|(_, event)| event.as_ref())
+            .zip(indexes)
+            .collect();
+        let mut facts = PostgresFacts {
+            transaction: &mut transaction,
+            statements,
+            issued_at: last,
+        };
+        memo.refresh_page(&mut facts, &indexed, methods)?;
+    }
     transaction.execute(
         "INSERT INTO projector_positions (projector, position) VALUES ($1, $2)
          ON CONFLICT (projector)
@@ -791,13 +815,101 @@ impl Facts for PostgresFacts<'_, '_> {
     }
 }
 
-/// Writes an event and its index rows (upserts), and returns the rows for the refresh.
-/// Writes a page of events and their index rows (upserts), one statement per table, and returns
-/// each event's rows for the refresh.
+/// Most events written by one statement: a statement's parameters must stay well under
+/// PostgreSQL's limit of 1 GB per value, and a page may hold a million events.
+const EVENTS_PER_STATEMENT: usize = 20_000;
+
+/// Writes a page of events and their index rows (upserts), one statement per table for every
+/// [`EVENTS_PER_STATEMENT`] events, and returns each event's rows for the refresh.
 fn store_page(
     transaction: &mut Transaction<'_>,
     statements: &mut Statements,
-    page: &[(LogPosition, Event)],
+    page: &[(LogPosition, Arc<Event>)],
+) -> Result<Vec<EventIndex>> {
+    let mut indexes = Vec::with_capacity(page.len());
+    for part in page.chunks(EVENTS_PER_STATEMENT) {
+        indexes.extend(store_events(transaction, statements, part)?);
+    }
+    Ok(indexes)
+}
+
+/// Writes the records derived from a first page ([`derive_first_page`]) and the footprint
+/// versions they issued, one statement per table for every [`EVENTS_PER_STATEMENT`] records.
+fn store_records(
+    transaction: &mut Transaction<'_>,
+    statements: &mut Statements,
+    derived: Vec<Derived>,
+    last: LogPosition,
+) -> Result<()> {
+    let issued_at = position_param(last)?;
+    for part in derived.chunks(EVENTS_PER_STATEMENT) {
+        let resources: Vec<&str> = part.iter().map(|d| d.resource.as_str()).collect();
+        let records: Vec<&str> = part.iter().map(|d| d.record.as_str()).collect();
+        statements.execute(
+            transaction,
+            "INSERT INTO records (resource, record) SELECT * FROM UNNEST($1::text[], $2::text[])",
+            &[&resources, &records],
+        )?;
+        let mut versions = FootprintColumns::default();
+        for derived in part {
+            let mut preceding = None;
+            let issued = derived.footprints.len();
+            for (n, footprint) in derived.footprints.iter().enumerate() {
+                let version = u32::try_from(n + 1).map_err(corrupt)?;
+                let id = footprint_id(&derived.resource, version);
+                let active = n + 1 == issued && !derived.withdrawn;
+                versions.id.push(id);
+                versions.resource.push(derived.resource.as_str());
+                versions
+                    .version
+                    .push(i32::try_from(version).map_err(corrupt)?);
+                versions.status.push(if active {
+                    FootprintStatus::Active.name()
+                } else {
+                    FootprintStatus::Deprecated.name()
+                });
+                versions.preceding.push(preceding);
+                versions.footprint.push(footprint.as_str());
+                preceding = Some(id);
+            }
+        }
+        let issued_at = vec![issued_at; versions.id.len()];
+        statements.execute(
+            transaction,
+            "INSERT INTO footprints (id, resource, version, status, preceding, issued_at, footprint)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::text[], $5::uuid[],
+                                  $6::bigint[], $7::text[])",
+            &[
+                &versions.id,
+                &versions.resource,
+                &versions.version,
+                &versions.status,
+                &versions.preceding,
+                &issued_at,
+                &versions.footprint,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// The columns of footprint versions.
+#[derive(Default)]
+struct FootprintColumns<'a> {
+    id: Vec<uuid::Uuid>,
+    resource: Vec<&'a str>,
+    version: Vec<i32>,
+    status: Vec<&'static str>,
+    preceding: Vec<Option<uuid::Uuid>>,
+    footprint: Vec<&'a str>,
+}
+
+/// Writes events and their index rows (upserts), one statement per table, and returns each
+/// event's rows for the refresh.
+fn store_events(
+    transaction: &mut Transaction<'_>,
+    statements: &mut Statements,
+    page: &[(LogPosition, Arc<Event>)],
 ) -> Result<Vec<EventIndex>> {
     let mut events = EventColumns::default();
     let mut touches: (Vec<&str>, Vec<uuid::Uuid>, Vec<&str>) = Default::default();
@@ -819,7 +931,7 @@ fn store_page(
         events.occurred_at.push(event.occurred_at.to_string());
         events
             .envelope
-            .push(serde_json::to_string(event).map_err(corrupt)?);
+            .push(serde_json::to_string(event.as_ref()).map_err(corrupt)?);
         for row in &index.touches {
             touches.0.push(row.resource.as_str());
             touches.1.push(id);

@@ -6,17 +6,17 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use stigmergy_domain::views::derive::{self, Facts, FootprintChange, Methods, Touching};
+use stigmergy_domain::views::derive::{Facts, FootprintChange, Methods, Touching};
 use stigmergy_domain::views::{
-    Direction, EventIndex, Flow, FlowKind, Holding, Ledger, Lineage, Memo, Record, Role, walk,
+    Direction, EventIndex, Flow, FlowKind, Holding, Lineage, Memo, Record, Role, walk,
 };
 use stigmergy_domain::{
     Event, EventId, Iri, LogPosition, OrganizationId, PositiveAmount, Quantity, Timestamp, Unit,
 };
 
 use super::{
-    FootprintStatus, FootprintVersion, MEMO_RESOURCES, Remembered, TimelineEntry, ViewStore,
-    footprint_id, methods_fingerprint,
+    Derived, FootprintStatus, FootprintVersion, MEMO_RESOURCES, Remembered, TimelineEntry,
+    ViewStore, derive_first_page, footprint_id, methods_fingerprint,
 };
 use crate::sqlite::SharedConnection;
 use crate::{Error, Result};
@@ -569,7 +569,7 @@ fn apply_first_page(
     // The ledger answers from memory: the memo would only copy its answers.
     memo.clear();
     let derived = std::thread::scope(|scope| {
-        let deriving = scope.spawn(move || derive_records(page, methods));
+        let deriving = scope.spawn(move || derive_first_page(page, methods));
         // The indexes are built while the records are still being derived.
         let written =
             write_events(transaction, numbers, page).and_then(|()| create_indexes(transaction));
@@ -580,48 +580,6 @@ fn apply_first_page(
     })?;
     write_records(transaction, numbers, derived, last)?;
     Ok(())
-}
-
-/// A record derived from a first page, serialised, with the footprints it issued.
-struct Derived {
-    resource: Iri,
-    record: String,
-    footprints: Vec<String>,
-    withdrawn: bool,
-}
-
-/// The records of a first page, indexed and derived in memory ([`Ledger`]), and serialised.
-fn derive_records(page: &[(LogPosition, Arc<Event>)], methods: &Methods) -> Result<Vec<Derived>> {
-    let mut ledger = Ledger::new();
-    for (position, event) in page {
-        ledger
-            .add(*position, event.clone())
-            .map_err(|taken| Error::Unavailable(taken.to_string()))?;
-    }
-    let mut derivation = ledger.derivation();
-    let indexed = ledger.indexed();
-    let derived = derive::touched(&mut derivation, &indexed)
-        .and_then(|touched| derive::refresh(&mut derivation, touched, methods));
-    if let Err(never) = derived {
-        match never {}
-    }
-    let records = derivation.finish();
-    records
-        .saved()
-        .map(|saved| {
-            Ok(Derived {
-                resource: saved.resource.clone(),
-                record: serde_json::to_string(saved.record.as_ref()).map_err(corrupt)?,
-                footprints: saved
-                    .issued
-                    .footprints
-                    .iter()
-                    .map(|footprint| serde_json::to_string(footprint).map_err(corrupt))
-                    .collect::<Result<_>>()?,
-                withdrawn: saved.issued.withdrawn,
-            })
-        })
-        .collect()
 }
 
 /// Writes the events of a first page, their index rows and the retracted ids.

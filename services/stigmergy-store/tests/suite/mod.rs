@@ -70,6 +70,7 @@ macro_rules! view_store_tests {
             two_handles_applying_pages_in_turn_give_the_views_of_one,
             views_derived_with_other_methods_are_emptied_for_a_replay,
             generated_streams_give_the_same_views_replayed_paged_interleaved_or_applied_twice,
+            a_refused_first_page_changes_nothing_and_the_store_still_takes_one,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -443,6 +444,25 @@ pub async fn retracting_a_creation_withdraws_its_footprint_and_hides_the_event(f
             .all(|entry| entry.event.event_id != event_id(8)),
         "the retracted fabrication left the timeline"
     );
+}
+
+/// A first page (into an empty store) that cannot be applied — two events at one log position —
+/// is refused whole: nothing of it is kept, and the store then applies the right page.
+pub async fn a_refused_first_page_changes_nothing_and_the_store_still_takes_one(fresh: Factory) {
+    let store = fresh();
+    let mut page = history();
+    let (_, other) = lot(99, "other-lot");
+    page.push((page[0].0, other));
+    let refused = store.apply("test", page).await;
+    assert!(refused.is_err(), "two events at one position are refused");
+    assert_eq!(store.position("test").await.unwrap(), LogPosition(0));
+    assert!(store.timeline(&resource("b2")).await.unwrap().is_empty());
+    assert_eq!(store.record(&resource("b2")).await.unwrap(), None);
+
+    store.apply("test", history()).await.unwrap();
+    let twin = store_with(fresh, vec![history()]).await;
+    assert_eq!(snapshot(&*store).await, snapshot(&*twin).await);
+    assert!(!store.timeline(&resource("b2")).await.unwrap().is_empty());
 }
 
 pub async fn each_projector_keeps_its_own_position_which_never_moves_back(fresh: Factory) {
