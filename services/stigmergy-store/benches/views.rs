@@ -2,8 +2,12 @@
 //! (events per second), and an upstream-lineage query on a 100,000-resource graph at depth 50
 //! next to the same query as one recursive CTE in PostgreSQL, measured in the same run.
 //!
-//! `cargo bench -p stigmergy-store --bench views -- [--events N] [--page N] [--resources N]
-//! [--memo N] [--only replay|lineage]`
+//! `cargo bench -p stigmergy-store --bench views -- [--events N] [--first-page N] [--page N]
+//! [--resources N] [--memo N] [--only replay|paged|lineage]`
+//!
+//! The replay is the projector's into an empty store: a first page of up to 1,000,000 events
+//! (indexed and derived in memory), then pages of 50,000. `paged` replays the same events into
+//! SQLite in pages of 50,000 from the first, as a store that already holds events applies them.
 //! PostgreSQL is measured when `STIGMERGY_BENCH_POSTGRES_URL` (or `STIGMERGY_TEST_POSTGRES_URL`)
 //! names a server where the user may create databases.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -17,6 +21,7 @@ use stigmergy_testkit::{Generator, Mix};
 
 struct Args {
     events: usize,
+    first_page: usize,
     page: usize,
     lineage_resources: usize,
     only: Option<String>,
@@ -26,7 +31,9 @@ struct Args {
 fn args() -> Args {
     let mut args = Args {
         events: 1_000_000,
-        // stigmergy_projector::DEFAULT_PAGE_SIZE: replay is the projector far behind.
+        // stigmergy_projector::DEFAULT_FIRST_PAGE_SIZE and DEFAULT_PAGE_SIZE: replay is the
+        // projector far behind.
+        first_page: 1_000_000,
         page: 50_000,
         lineage_resources: 100_000,
         only: None,
@@ -37,6 +44,12 @@ fn args() -> Args {
         match arg.as_str() {
             "--events" => args.events = it.next().and_then(|v| v.parse().ok()).expect("--events N"),
             "--page" => args.page = it.next().and_then(|v| v.parse().ok()).expect("--page N"),
+            "--first-page" => {
+                args.first_page = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--first-page N")
+            }
             "--resources" => {
                 args.lineage_resources = it
                     .next()
@@ -52,19 +65,27 @@ fn args() -> Args {
     args
 }
 
-/// Applies `events` in pages of `page_size`, as the projector does, and returns the time it took.
-async fn replay(store: &dyn ViewStore, events: &[Event], page_size: usize) -> Duration {
+/// Applies `events` as the projector does, a first page of `first_page` events then pages of
+/// `page_size`, and returns the time it took.
+async fn replay(
+    store: &dyn ViewStore,
+    events: &[Event],
+    first_page: usize,
+    page_size: usize,
+) -> Duration {
     let started = Instant::now();
-    for (page_number, page) in events.chunks(page_size).enumerate() {
-        let first = page_number * page_size;
-        let page: Vec<(LogPosition, Event)> = page
+    let mut done = 0;
+    while done < events.len() {
+        let size = if done == 0 { first_page } else { page_size };
+        let page: Vec<(LogPosition, Event)> = events[done..(done + size).min(events.len())]
             .iter()
             .enumerate()
-            .map(|(i, e)| (LogPosition((first + i + 1) as u64), e.clone()))
+            .map(|(i, e)| (LogPosition((done + i + 1) as u64), e.clone()))
             .collect();
         store.apply("bench", page).await.unwrap();
-        let done = first + page_size;
-        if done % 200_000 < page_size && done < events.len() {
+        let before = done;
+        done = (done + size).min(events.len());
+        if done / 200_000 > before / 200_000 && done < events.len() {
             println!(
                 "  {done} events in {:.1} s",
                 started.elapsed().as_secs_f64()
@@ -222,7 +243,11 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = args();
-    if args.only.as_deref().is_none_or(|o| o == "replay") {
+    let replays = args
+        .only
+        .as_deref()
+        .is_none_or(|o| o == "replay" || o == "paged");
+    let events: Vec<Event> = if replays {
         let started = Instant::now();
         let events: Vec<Event> = Generator::new(7, &Mix::with_events(args.events)).collect();
         println!(
@@ -230,35 +255,64 @@ async fn main() {
             events.len(),
             started.elapsed().as_secs_f64()
         );
+        events
+    } else {
+        Vec::new()
+    };
+    let mut sqlite = None;
+    if args.only.as_deref().is_none_or(|o| o == "replay") {
         let dir = tempfile::tempdir().unwrap();
         let mut store = SqliteViewStore::open(dir.path(), Methods::default()).unwrap();
         if let Some(memo) = args.memo {
             store = store.with_memo_resources(memo);
         }
-        let elapsed = replay(&store, &events, args.page).await;
-        let sqlite = per_second(events.len(), elapsed);
+        let elapsed = replay(&store, &events, args.first_page, args.page).await;
+        let rate = per_second(events.len(), elapsed);
         println!(
-            "REPLAY sqlite: {} events in {:.1} s = {sqlite:.0} events/s (target 50,000: {:.1}%)",
+            "REPLAY sqlite: {} events (first page {}, then {}) in {:.1} s = {rate:.0} events/s (target 50,000: {:.1}%)",
             events.len(),
+            args.first_page.min(events.len()),
+            args.page,
             elapsed.as_secs_f64(),
-            sqlite / 500.0
+            rate / 500.0
         );
         println!("peak resident memory so far: {}", peak_resident());
-        // The SQLite file goes before PostgreSQL fills the disk.
+        sqlite = Some(rate);
+        // The SQLite file goes before the next replay fills the disk.
         drop(store);
         drop(dir);
         if let Some(server) = postgres_server() {
             let url = fresh_database(&server, "stigmergy_bench_replay");
             let store = PostgresViewStore::connect(&url, Methods::default()).unwrap();
-            let elapsed = replay(&store, &events, args.page).await;
+            let elapsed = replay(&store, &events, args.first_page, args.page).await;
             let postgres = per_second(events.len(), elapsed);
             println!(
                 "REPLAY postgres: {} events in {:.1} s = {postgres:.0} events/s ({:.1}% of sqlite)",
                 events.len(),
                 elapsed.as_secs_f64(),
-                100.0 * postgres / sqlite
+                100.0 * postgres / rate
             );
+            drop(store);
+            fresh_database(&server, "stigmergy_bench_replay");
         }
+    }
+    if args.only.as_deref().is_none_or(|o| o == "paged") {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteViewStore::open(dir.path(), Methods::default()).unwrap();
+        if let Some(memo) = args.memo {
+            store = store.with_memo_resources(memo);
+        }
+        let elapsed = replay(&store, &events, args.page, args.page).await;
+        let rate = per_second(events.len(), elapsed);
+        let versus = sqlite.map_or(String::new(), |bulk| {
+            format!(" (the replay above: {:.1}x this)", bulk / rate)
+        });
+        println!(
+            "PAGED sqlite: {} events in pages of {} in {:.1} s = {rate:.0} events/s{versus}",
+            events.len(),
+            args.page,
+            elapsed.as_secs_f64(),
+        );
     }
     if args.only.as_deref().is_none_or(|o| o == "lineage") {
         let events = lineage_graph(args.lineage_resources);
@@ -269,7 +323,7 @@ async fn main() {
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let sqlite = SqliteViewStore::open(dir.path(), Methods::default()).unwrap();
-        replay(&sqlite, &events, 5000).await;
+        replay(&sqlite, &events, args.first_page, args.page).await;
         let (walk_sqlite, nodes) = median(21, || async {
             sqlite
                 .lineage(&start, Direction::Upstream, 50)
@@ -287,7 +341,7 @@ async fn main() {
         if let Some(server) = postgres_server() {
             let url = fresh_database(&server, "stigmergy_bench_lineage");
             let postgres = PostgresViewStore::connect(&url, Methods::default()).unwrap();
-            replay(&postgres, &events, 5000).await;
+            replay(&postgres, &events, args.first_page, args.page).await;
             let (cte, cte_nodes) = median(21, || async {
                 postgres
                     .upstream_by_recursive_cte(&start, 50)
