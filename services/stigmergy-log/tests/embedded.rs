@@ -137,6 +137,26 @@ async fn appended_events_are_read_back_in_order_at_dense_positions_from_one() {
     assert_eq!(log.get(unknown).await.expect("the log reads"), None);
 }
 
+/// A large read is decoded on several threads: it still comes back whole and in log order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_of_twenty_five_thousand_events_comes_back_whole_and_in_order() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let log = open(dir.path());
+    let events = material_sourced_events(25_000);
+    for chunk in events.chunks(1000) {
+        append(&log, chunk.to_vec()).await;
+    }
+    let stored = read_everything(&log).await;
+    assert_eq!(positions_of(&stored), positions(1..=25_000));
+    assert_eq!(events_of(&stored), events);
+    let page = log
+        .read_after(LogPosition(12_345), 20_000)
+        .await
+        .expect("the log reads");
+    assert_eq!(positions_of(&page), positions(12_346..=25_000));
+    assert_eq!(events_of(&page), events[12_345..].to_vec());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_append_naming_a_logged_event_id_stores_nothing_while_its_group_neighbour_is_stored() {
     let dir = TempDir::new().expect("a temporary directory");

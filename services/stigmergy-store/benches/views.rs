@@ -14,6 +14,10 @@
 
 use std::time::{Duration, Instant};
 
+// The allocator of the `stigmergy` binary, so that the figures are the ones it gets.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use stigmergy_domain::views::{Direction, Methods};
 use stigmergy_domain::{Event, Iri, LogPosition};
 use stigmergy_store::{PostgresViewStore, SqliteViewStore, ViewStore};

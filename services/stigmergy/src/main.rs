@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand};
 use stigmergy::config::{Config, LogFormat};
 use stigmergy::{Application, demo, telemetry};
 
+// Replaying the views allocates and frees millions of small values across two threads;
+// mimalloc does that about a fifth faster than the system's allocator (`docs/performance.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "stigmergy",
