@@ -1,6 +1,6 @@
 //! The embedded adapter of the views store: `views.sqlite` in the data directory.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
