@@ -10,7 +10,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use foldhash::HashMap;
+use foldhash::{HashMap, HashSet};
 
 use crate::event::{Event, LogPosition};
 use crate::ids::{EventId, Iri, OrganizationId};
@@ -18,6 +18,7 @@ use crate::time::Timestamp;
 use crate::views::derive::{Facts, FootprintChange, Holding, Record, Touching};
 use crate::views::footprint::Footprint;
 use crate::views::index::{EventIndex, Flow, FlowKind, Role};
+use crate::views::memo::take_in;
 
 /// An event of the page, stored once.
 #[derive(Debug)]
@@ -29,8 +30,8 @@ struct Stored {
 }
 
 /// The rows naming one resource, each as the event that added it (its place in
-/// `Ledger::stored`) and the row's place among that event's rows of its kind, in the order
-/// added.
+/// `Ledger::stored`) and the row's place among that event's rows of its kind (events carry at
+/// most 1000 lines, inputs or parts), in the order added.
 #[derive(Debug, Default)]
 struct Rows {
     /// Per role (its place in `Role::ALL`).
@@ -93,15 +94,14 @@ impl std::fmt::Display for PositionTaken {
 
 impl std::error::Error for PositionTaken {}
 
-/// The events of a page and their index rows, the records derived from them and the footprints
-/// issued, in memory.
+/// The events of a page and their index rows, in memory; a [`Derivation`] reads them.
 #[derive(Debug, Default)]
 pub struct Ledger {
     stored: Vec<Stored>,
     by_id: HashMap<EventId, u32>,
     by_position: HashMap<LogPosition, EventId>,
-    /// Every retracted id, with the first retraction of it.
-    retracted: HashMap<EventId, EventId>,
+    /// Every retracted id.
+    retracted: HashSet<EventId>,
     rows: HashMap<Iri, Rows>,
 }
 
@@ -141,9 +141,9 @@ impl Ledger {
             });
         }
         let mut index = EventIndex::of(&event, position);
-        index.counted = !self.retracted.contains_key(&event.event_id);
+        index.counted = !self.retracted.contains(&event.event_id);
         if let Some(retracted) = EventIndex::retracts(&event) {
-            self.retracted.entry(retracted).or_insert(event.event_id);
+            self.retracted.insert(retracted);
             if let Some(&gone) = self.by_id.get(&retracted) {
                 self.stored[gone as usize].live = false;
             }
@@ -376,32 +376,11 @@ impl Facts for Derivation<'_> {
         };
         let mut holdings: Vec<Holding> = Vec::new();
         for &(at, ordinal) in &rows.movements {
-            if !self.ledger.live(at) {
-                continue;
-            }
-            let movement = &self.ledger.index_at(at).movements[usize::from(ordinal)];
-            let unit = movement.measure.unit;
-            let key = (&movement.organization, unit.code());
-            let slot = holdings.binary_search_by(|h| (&h.organization, h.unit.code()).cmp(&key));
-            let holding = match slot {
-                Ok(i) => &mut holdings[i],
-                Err(i) => {
-                    holdings.insert(
-                        i,
-                        Holding {
-                            organization: movement.organization.clone(),
-                            unit,
-                            inflow: 0.0,
-                            outflow: 0.0,
-                        },
-                    );
-                    &mut holdings[i]
-                }
-            };
-            if movement.inflow {
-                holding.inflow += movement.measure.amount;
-            } else {
-                holding.outflow += movement.measure.amount;
+            if self.ledger.live(at) {
+                take_in(
+                    &mut holdings,
+                    &self.ledger.index_at(at).movements[usize::from(ordinal)],
+                );
             }
         }
         Ok(holdings)

@@ -193,7 +193,7 @@ impl Memo {
 }
 
 /// Adds a movement to the holdings of its resource, kept in (organisation, unit code) order.
-fn take_in(holdings: &mut Vec<Holding>, movement: &Movement) {
+pub(crate) fn take_in(holdings: &mut Vec<Holding>, movement: &Movement) {
     let unit = movement.measure.unit;
     let key = (&movement.organization, unit.code());
     let at = holdings.binary_search_by(|h| (&h.organization, h.unit.code()).cmp(&key));

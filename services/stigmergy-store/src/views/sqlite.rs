@@ -624,14 +624,6 @@ fn write_events(
         "INSERT INTO view_events (position, event_id, event_type, subject, recorded_by, occurred_at, envelope)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
-    let mut flow = transaction.prepare_cached(
-        "INSERT INTO flows (position, ordinal, event_id, from_no, to_no, kind, amount, unit, organization, occurred)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    let mut movement = transaction.prepare_cached(
-        "INSERT INTO movements (position, ordinal, resource, organization, inflow, amount, unit)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
     let mut touches = Vec::new();
     let mut consignments = Vec::new();
     for (stored, index) in &stored {
@@ -653,20 +645,7 @@ fn write_events(
                 at,
             ));
         }
-        for (ordinal, row) in index.flows.iter().enumerate() {
-            flow.execute(params![
-                at,
-                ordinal as i64,
-                id,
-                numbers.assign(transaction, &row.from)?,
-                numbers.assign(transaction, &row.to)?,
-                row.kind.name(),
-                row.quantity.map(|q| q.amount.get()),
-                row.quantity.map(|q| q.unit.code()),
-                stored.recorded_by.as_str(),
-                stored.occurred_at.unix_micros(),
-            ])?;
-        }
+        insert_flows_and_movements(transaction, numbers, stored, index)?;
         for row in &index.consignments {
             consignments.push((
                 numbers.assign(transaction, &row.resource)?,
@@ -676,17 +655,6 @@ fn write_events(
                 row.shipper.as_str(),
                 stored.occurred_at.unix_micros(),
             ));
-        }
-        for (ordinal, row) in index.movements.iter().enumerate() {
-            movement.execute(params![
-                at,
-                ordinal as i64,
-                numbers.assign(transaction, &row.resource)?,
-                row.organization.as_str(),
-                row.inflow,
-                row.measure.amount,
-                row.measure.unit.code(),
-            ])?;
         }
     }
     touches.sort_unstable();
@@ -1108,24 +1076,6 @@ fn store_event(
             at
         ])?;
     }
-    let mut flow = transaction.prepare_cached(
-        "INSERT INTO flows (position, ordinal, event_id, from_no, to_no, kind, amount, unit, organization, occurred)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    for (ordinal, row) in index.flows.iter().enumerate() {
-        flow.execute(params![
-            at,
-            ordinal as i64,
-            id,
-            numbers.assign(transaction, &row.from)?,
-            numbers.assign(transaction, &row.to)?,
-            row.kind.name(),
-            row.quantity.map(|q| q.amount.get()),
-            row.quantity.map(|q| q.unit.code()),
-            event.recorded_by.as_str(),
-            event.occurred_at.unix_micros(),
-        ])?;
-    }
     let mut consignment = transaction.prepare_cached(
         "INSERT INTO consignments (resource, consignee, position, event_id, shipper, occurred)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -1140,21 +1090,7 @@ fn store_event(
             event.occurred_at.unix_micros(),
         ])?;
     }
-    let mut movement = transaction.prepare_cached(
-        "INSERT INTO movements (position, ordinal, resource, organization, inflow, amount, unit)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    for (ordinal, row) in index.movements.iter().enumerate() {
-        movement.execute(params![
-            at,
-            ordinal as i64,
-            numbers.assign(transaction, &row.resource)?,
-            row.organization.as_str(),
-            row.inflow,
-            row.measure.amount,
-            row.measure.unit.code(),
-        ])?;
-    }
+    insert_flows_and_movements(transaction, numbers, event, &index)?;
     // A retraction hides the event it retracts if it is stored; an event retracted before it
     // arrived is hidden as it is stored.
     if let Some(retracted) = EventIndex::retracts(event) {
@@ -1178,6 +1114,50 @@ fn store_event(
         .execute(params![at, id])?;
     index.counted = retracted_before == 0;
     Ok(index)
+}
+
+/// Writes the flows and movements of an event: rows keyed by its position.
+fn insert_flows_and_movements(
+    transaction: &Transaction<'_>,
+    numbers: &mut Numbers,
+    event: &Event,
+    index: &EventIndex,
+) -> Result<()> {
+    let at = index.position.0 as i64;
+    let mut flow = transaction.prepare_cached(
+        "INSERT INTO flows (position, ordinal, event_id, from_no, to_no, kind, amount, unit, organization, occurred)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (ordinal, row) in index.flows.iter().enumerate() {
+        flow.execute(params![
+            at,
+            ordinal as i64,
+            &event.event_id.as_bytes()[..],
+            numbers.assign(transaction, &row.from)?,
+            numbers.assign(transaction, &row.to)?,
+            row.kind.name(),
+            row.quantity.map(|q| q.amount.get()),
+            row.quantity.map(|q| q.unit.code()),
+            event.recorded_by.as_str(),
+            event.occurred_at.unix_micros(),
+        ])?;
+    }
+    let mut movement = transaction.prepare_cached(
+        "INSERT INTO movements (position, ordinal, resource, organization, inflow, amount, unit)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (ordinal, row) in index.movements.iter().enumerate() {
+        movement.execute(params![
+            at,
+            ordinal as i64,
+            numbers.assign(transaction, &row.resource)?,
+            row.organization.as_str(),
+            row.inflow,
+            row.measure.amount,
+            row.measure.unit.code(),
+        ])?;
+    }
+    Ok(())
 }
 
 /// The flows into (upstream) or out of (downstream) resource number `node`, of events that
