@@ -24,10 +24,16 @@ pub type GatewaySchema = Schema<Query, EmptyMutation, EmptySubscription>;
 
 /// Builds the schema over a views store.
 pub fn schema(views: Arc<dyn ViewStore>) -> GatewaySchema {
-    Schema::build(Query, EmptyMutation, EmptySubscription)
-        .data(views)
-        .limit_depth(12)
-        .finish()
+    builder().data(views).finish()
+}
+
+/// The schema in GraphQL's schema language, as committed in `schemas/graphql/schema.graphql`.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+fn builder() -> async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
+    Schema::build(Query, EmptyMutation, EmptySubscription).limit_depth(12)
 }
 
 /// Mounts `POST /graphql` on an actix-web app; the schema must be in the app data.
