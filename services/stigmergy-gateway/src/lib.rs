@@ -1,11 +1,12 @@
 //! The gateway of Stigmergy: the async-graphql schema over the views store, served at
-//! `POST /graphql`: `resource(id)` with what it is, its timeline, upstream and downstream
+//! `POST /graphql` (GraphiQL on `GET`): `resource(id)` with what it is, its timeline, upstream and downstream
 //! lineage, custody journey, footprint (with its versions), contributions and anomalies.
 //!
 //! The gateway only reads: it never writes to the store or the log (recording goes through
 //! capture).
 
-use actix_web::web;
+use actix_web::{HttpResponse, web};
+use async_graphql::http::GraphiQLSource;
 use async_graphql::{
     Context, EmptyMutation, EmptySubscription, Object, Result, Schema, SimpleObject,
 };
@@ -36,9 +37,24 @@ fn builder() -> async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscrip
     Schema::build(Query, EmptyMutation, EmptySubscription).limit_depth(12)
 }
 
-/// Mounts `POST /graphql` on an actix-web app; the schema must be in the app data.
+/// Mounts `POST /graphql` (queries) and `GET /graphql` (GraphiQL, to explore the schema in a
+/// browser) on an actix-web app; the schema must be in the app data.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config.route("/graphql", web::post().to(graphql));
+    config
+        .route("/graphql", web::post().to(graphql))
+        .route("/graphql", web::get().to(graphiql));
+}
+
+/// GraphiQL, pointed at `/graphql`. The page loads GraphiQL's scripts from a public CDN.
+async fn graphiql() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .title("Stigmergy GraphQL")
+                .finish(),
+        )
 }
 
 async fn graphql(schema: web::Data<GatewaySchema>, request: GraphQLRequest) -> GraphQLResponse {

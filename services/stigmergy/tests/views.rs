@@ -117,3 +117,21 @@ async fn the_demo_batch_made_from_recycled_flakes_traces_back_to_the_first_batch
             .is_some_and(|e| !e.is_empty())
     );
 }
+
+#[tokio::test]
+async fn get_graphql_serves_graphiql_pointed_at_the_endpoint() {
+    let app = TestApp::spawn().await;
+    let page = app
+        .client
+        .get(format!("{}/graphql", app.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!(page.status().is_success());
+    let content_type = page.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("graphiql"), "a GraphiQL page");
+    assert!(html.contains("/graphql"), "pointed at the endpoint");
+}
