@@ -5,12 +5,17 @@
 //! The gateway only reads: it never writes to the store or the log (recording goes through
 //! capture).
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{
     Context, EmptyMutation, EmptySubscription, Object, Result, Schema, SimpleObject,
 };
-use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
+use async_graphql::{ServerError, ServerResult, Variables};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use stigmergy_domain::Iri;
 
@@ -23,18 +28,55 @@ pub const MAX_LINEAGE_DEPTH: u32 = 50;
 /// The schema served at `/graphql`.
 pub type GatewaySchema = Schema<Query, EmptyMutation, EmptySubscription>;
 
+/// What a query may ask, checked before it runs (`[graphql]` in the configuration,
+/// `docs/configuration.md`). A query beyond any of them is refused with an error that names the
+/// limit, and runs no resolver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// The deepest nesting of selections.
+    pub max_depth: usize,
+    /// The most fields a query selects, aliases and fragments spread included, each counted
+    /// as many times as it runs (`__typename` counts nothing).
+    pub max_complexity: usize,
+    /// The most fields a query document writes out, aliases and `__typename` included.
+    pub max_fields: usize,
+    /// The deepest nesting the parser reads (selections, lists, objects), before any other check.
+    pub max_recursive_depth: usize,
+    /// The longest request body, in bytes.
+    pub max_query_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 1000,
+            max_fields: 500,
+            max_recursive_depth: 32,
+            max_query_bytes: 64 * 1024,
+        }
+    }
+}
+
 /// Builds the schema over a views store.
-pub fn schema(views: Arc<dyn ViewStore>) -> GatewaySchema {
-    builder().data(views).finish()
+pub fn schema(views: Arc<dyn ViewStore>, limits: Limits) -> GatewaySchema {
+    builder(limits).data(views).data(limits).finish()
 }
 
 /// The schema in GraphQL's schema language, as committed in `schemas/graphql/schema.graphql`.
 pub fn sdl() -> String {
-    builder().finish().sdl()
+    builder(Limits::default()).finish().sdl()
 }
 
-fn builder() -> async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
-    Schema::build(Query, EmptyMutation, EmptySubscription).limit_depth(12)
+fn builder(
+    limits: Limits,
+) -> async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
+    Schema::build(Query, EmptyMutation, EmptySubscription)
+        .extension(FieldLimit(limits.max_fields))
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(limits.max_recursive_depth)
 }
 
 /// Mounts `POST /graphql` (queries) and `GET /graphql` (GraphiQL, to explore the schema in a
@@ -57,8 +99,104 @@ async fn graphiql() -> HttpResponse {
         )
 }
 
-async fn graphql(schema: web::Data<GatewaySchema>, request: GraphQLRequest) -> GraphQLResponse {
-    schema.execute(request.into_inner()).await.into()
+/// One query as JSON (`{"query", "variables", "operationName"}`), refused before it is parsed
+/// when the body is longer than `max_query_bytes` (reading stops there).
+async fn graphql(schema: web::Data<GatewaySchema>, mut payload: web::Payload) -> HttpResponse {
+    let limit = schema
+        .data::<Limits>()
+        .map_or(Limits::default().max_query_bytes, |limits| {
+            limits.max_query_bytes
+        });
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(error) => {
+                return refused(
+                    StatusCode::BAD_REQUEST,
+                    format!("the request body could not be read: {error}"),
+                );
+            }
+        };
+        if body.len() + chunk.len() > limit {
+            return refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request is longer than {limit} bytes, the most a query may be (max_query_bytes)"
+                ),
+            );
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not a GraphQL request in JSON: {error}"),
+            );
+        }
+    };
+    HttpResponse::Ok().json(schema.execute(request).await)
+}
+
+/// Refuses a document that writes out more than this many fields (a query of thousands of
+/// aliases of `__typename` has no complexity, but costs all the same).
+struct FieldLimit(usize);
+
+impl ExtensionFactory for FieldLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(FieldLimit(self.0))
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for FieldLimit {
+    async fn parse_query(
+        &self,
+        context: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(context, query, variables).await?;
+        let operations = document
+            .operations
+            .iter()
+            .map(|(_, operation)| &operation.node.selection_set.node);
+        let fragments = document
+            .fragments
+            .values()
+            .map(|fragment| &fragment.node.selection_set.node);
+        let fields: usize = operations.chain(fragments).map(fields_in).sum();
+        if fields > self.0 {
+            return Err(ServerError::new(
+                format!(
+                    "the query writes out {fields} fields; a query may write {} at most (max_fields)",
+                    self.0
+                ),
+                None,
+            ));
+        }
+        Ok(document)
+    }
+}
+
+/// The fields a selection set writes out, nested ones included, fragments spread not.
+fn fields_in(set: &SelectionSet) -> usize {
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(field) => 1 + fields_in(&field.node.selection_set.node),
+            Selection::InlineFragment(fragment) => fields_in(&fragment.node.selection_set.node),
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}
+
+/// A request refused before it reached GraphQL, answered as GraphQL answers errors.
+fn refused(status: StatusCode, message: String) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({ "errors": [{ "message": message }] }))
 }
 
 #[derive(Debug)]

@@ -127,7 +127,7 @@ impl Application {
             log.clone(),
             views.clone(),
         )));
-        let gateway = web::Data::new(stigmergy_gateway::schema(views));
+        let gateway = web::Data::new(stigmergy_gateway::schema(views, config.graphql));
         let capture = web::Data::new(Capture {
             config: config.capture.clone(),
             schemas,

@@ -69,6 +69,8 @@ pub struct Config {
     pub footprint: Factors,
     /// The weights of the value equation.
     pub contribution: ContributionConfig,
+    /// What a GraphQL query may ask (`[graphql]`).
+    pub graphql: stigmergy_gateway::Limits,
 }
 
 impl Default for Config {
@@ -85,6 +87,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             footprint: Factors::default(),
             contribution: ContributionConfig::default(),
+            graphql: stigmergy_gateway::Limits::default(),
         }
     }
 }
@@ -138,5 +141,24 @@ mod tests {
         let file = dir.path().join("stigmergy.toml");
         std::fs::write(&file, "memo_resources = 5000\n").unwrap();
         assert_eq!(Config::load(Some(&file)).unwrap().memo_resources, 5000);
+    }
+
+    #[test]
+    fn graphql_limits_come_from_the_file_and_unknown_ones_are_refused() {
+        assert_eq!(
+            Config::load(None).unwrap().graphql,
+            stigmergy_gateway::Limits::default()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stigmergy.toml");
+        std::fs::write(&file, "[graphql]\nmax_depth = 5\nmax_fields = 40\n").unwrap();
+        let limits = Config::load(Some(&file)).unwrap().graphql;
+        assert_eq!((limits.max_depth, limits.max_fields), (5, 40));
+        assert_eq!(
+            limits.max_complexity,
+            stigmergy_gateway::Limits::default().max_complexity
+        );
+        std::fs::write(&file, "[graphql]\nmax_aliases = 5\n").unwrap();
+        assert!(Config::load(Some(&file)).is_err());
     }
 }
