@@ -148,6 +148,14 @@ impl Remembered {
     }
 }
 
+/// A page with its events shared rather than copied: the refresh, the memo and a first page's
+/// two threads all hold them.
+pub(crate) fn shared(page: Vec<(LogPosition, Event)>) -> Vec<(LogPosition, Arc<Event>)> {
+    page.into_iter()
+        .map(|(position, event)| (position, Arc::new(event)))
+        .collect()
+}
+
 /// A record derived from a first page, serialised, with the footprints it issued.
 pub(crate) struct Derived {
     pub(crate) resource: Iri,

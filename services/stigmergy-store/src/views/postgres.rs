@@ -23,7 +23,7 @@ use stigmergy_domain::{
 use super::sqlite::{corrupt, kind_from, role_from};
 use super::{
     Derived, FootprintStatus, FootprintVersion, MEMO_RESOURCES, Remembered, TimelineEntry,
-    ViewStore, derive_first_page, footprint_id, methods_fingerprint,
+    ViewStore, derive_first_page, footprint_id, methods_fingerprint, shared,
 };
 use crate::{Error, Result};
 
@@ -406,10 +406,7 @@ impl ViewStore for PostgresViewStore {
             let mut remembered = remembered
                 .lock()
                 .map_err(|_| unavailable("a views writer panicked"))?;
-            let page: Vec<(LogPosition, Arc<Event>)> = page
-                .into_iter()
-                .map(|(position, event)| (position, Arc::new(event)))
-                .collect();
+            let page = shared(page);
             let applied = apply_page(client, &projector, &page, last, &methods, &mut remembered);
             match applied {
                 Ok(generation) => remembered.committed(generation),

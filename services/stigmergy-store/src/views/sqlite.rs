@@ -16,7 +16,7 @@ use stigmergy_domain::{
 
 use super::{
     Derived, FootprintStatus, FootprintVersion, MEMO_RESOURCES, Remembered, TimelineEntry,
-    ViewStore, derive_first_page, footprint_id, methods_fingerprint,
+    ViewStore, derive_first_page, footprint_id, methods_fingerprint, shared,
 };
 use crate::sqlite::SharedConnection;
 use crate::{Error, Result};
@@ -360,10 +360,7 @@ impl ViewStore for SqliteViewStore {
                 let mut writer = writer
                     .lock()
                     .map_err(|_| Error::Unavailable("a views writer panicked".into()))?;
-                let page: Vec<(LogPosition, Arc<Event>)> = page
-                    .into_iter()
-                    .map(|(position, event)| (position, Arc::new(event)))
-                    .collect();
+                let page = shared(page);
                 let applied =
                     apply_page(connection, &projector, &page, last, &methods, &mut writer);
                 match applied {
@@ -589,7 +586,9 @@ fn write_events(
     page: &[(LogPosition, Arc<Event>)],
 ) -> Result<()> {
     drop_indexes(transaction)?;
-    // Each event once, at the position it first has; the first retraction of each id.
+    // Each event once, at the position it first has; the first retraction of each id. The
+    // index rows are computed here as well as in the ledger, so that neither thread waits for
+    // the other.
     let mut first: HashMap<EventId, i64> = HashMap::with_capacity(page.len());
     let mut stored = Vec::with_capacity(page.len());
     let mut retractions: HashMap<EventId, EventId> = HashMap::new();
