@@ -11,8 +11,8 @@ mod views;
 
 pub use organizations::{ApiKey, Organization, OrganizationDirectory};
 pub use views::{
-    FootprintStatus, FootprintVersion, MEMO_RESOURCES, PostgresViewStore, SqliteViewStore,
-    TimelineEntry, ViewStore, footprint_id,
+    EventScope, FootprintStatus, FootprintVersion, HELD_EPSILON, Held, ListedEvent, MEMO_RESOURCES,
+    PostgresViewStore, SqliteViewStore, TimelineEntry, ViewStore, footprint_id,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use stigmergy_domain::views::{
     Direction, Footprint, Ledger, Lineage, Memo, Methods, Record, Role, derive,
 };
-use stigmergy_domain::{Event, EventId, Iri, LogPosition};
+use stigmergy_domain::{Event, EventId, Iri, LogPosition, OrganizationId, Unit};
 
 pub use postgres::PostgresViewStore;
 pub use sqlite::SqliteViewStore;
@@ -33,6 +33,34 @@ pub struct TimelineEntry {
     pub position: LogPosition,
     pub event: Event,
     pub role: Role,
+}
+
+/// Which events a listing walks: every one, or those one index finds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventScope {
+    All,
+    /// The events an organisation recorded.
+    RecordedBy(OrganizationId),
+    /// The events that touch a resource (those its timeline lists, retracted ones included).
+    Touching(Iri),
+}
+
+/// An event as the views list it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListedEvent {
+    pub position: LogPosition,
+    pub event: Event,
+    /// Whether a later event retracted it.
+    pub retracted: bool,
+}
+
+/// What an organisation holds of a resource: what its events moved in less what they moved
+/// out, in one unit, retracted events left out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Held {
+    pub resource: Iri,
+    pub amount: f64,
+    pub unit: Unit,
 }
 
 /// Whether a footprint version is the current one.
@@ -235,4 +263,25 @@ pub trait ViewStore: Send + Sync + std::fmt::Debug {
 
     /// Whether an event was retracted.
     async fn is_retracted(&self, event_id: EventId) -> Result<bool>;
+
+    /// Up to `limit` events of `scope` after `after` (exclusive), in log order.
+    async fn events(
+        &self,
+        scope: &EventScope,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<ListedEvent>>;
+
+    /// The records of those of `resources` the views know, in one lookup.
+    async fn records(&self, resources: &[Iri]) -> Result<Vec<(Iri, Record)>>;
+
+    /// Up to `limit` resources whose name contains `text` (case-insensitively), in IRI order.
+    async fn search(&self, text: &str, limit: usize) -> Result<Vec<(Iri, Record)>>;
+
+    /// What `organization` holds now, per resource and unit, where that is more than nothing:
+    /// at most `limit` rows, in IRI order.
+    async fn held_by(&self, organization: &OrganizationId, limit: usize) -> Result<Vec<Held>>;
 }
+
+/// The least amount counted as held: what is left after rounding is not.
+pub const HELD_EPSILON: f64 = 1e-9;

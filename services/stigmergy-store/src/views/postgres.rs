@@ -22,8 +22,9 @@ use stigmergy_domain::{
 
 use super::sqlite::{corrupt, kind_from, role_from};
 use super::{
-    Derived, FootprintStatus, FootprintVersion, MEMO_RESOURCES, Remembered, TimelineEntry,
-    ViewStore, derive_first_page, footprint_id, methods_fingerprint, shared,
+    Derived, EventScope, FootprintStatus, FootprintVersion, HELD_EPSILON, Held, ListedEvent,
+    MEMO_RESOURCES, Remembered, TimelineEntry, ViewStore, derive_first_page, footprint_id,
+    methods_fingerprint, shared,
 };
 use crate::{Error, Result};
 
@@ -122,6 +123,14 @@ CREATE TABLE view_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+",
+    ),
+    (
+        3,
+        "the events in log order, and by the organisation that recorded them",
+        "
+CREATE UNIQUE INDEX view_events_by_position ON view_events (position);
+CREATE INDEX view_events_by_recorder ON view_events (recorded_by, position);
 ",
     ),
 ];
@@ -502,6 +511,123 @@ impl ViewStore for PostgresViewStore {
         })
         .await
     }
+
+    async fn events(
+        &self,
+        scope: &EventScope,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<ListedEvent>> {
+        let scope = scope.clone();
+        let after = i64::try_from(after.0).map_err(corrupt)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |client| {
+            const COLUMNS: &str = "SELECT e.position, e.envelope,
+                EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = e.event_id)
+                FROM view_events e";
+            let rows = match &scope {
+                EventScope::All => client.query(
+                    &format!("{COLUMNS} WHERE e.position > $1 ORDER BY e.position LIMIT $2"),
+                    &[&after, &limit],
+                )?,
+                EventScope::RecordedBy(organization) => client.query(
+                    &format!(
+                        "{COLUMNS} WHERE e.position > $1 AND e.recorded_by = $3
+                         ORDER BY e.position LIMIT $2"
+                    ),
+                    &[&after, &limit, &organization.as_str()],
+                )?,
+                EventScope::Touching(resource) => client.query(
+                    &format!(
+                        "{COLUMNS} WHERE e.position > $1
+                         AND e.event_id IN (SELECT t.event_id FROM touches t WHERE t.resource = $3)
+                         ORDER BY e.position LIMIT $2"
+                    ),
+                    &[&after, &limit, &resource.as_str()],
+                )?,
+            };
+            rows.iter()
+                .map(|row| {
+                    let envelope: &str = row.try_get(1)?;
+                    Ok(ListedEvent {
+                        position: position_from(row, 0)?,
+                        event: serde_json::from_str(envelope).map_err(corrupt)?,
+                        retracted: row.try_get(2)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn records(&self, resources: &[Iri]) -> Result<Vec<(Iri, Record)>> {
+        let resources: Vec<String> = resources.iter().map(Iri::to_string).collect();
+        self.run(move |client| {
+            let rows = client.query(
+                "SELECT resource, record FROM records WHERE resource = ANY($1)",
+                &[&resources],
+            )?;
+            rows.iter().map(resource_and_record).collect()
+        })
+        .await
+    }
+
+    async fn search(&self, text: &str, limit: usize) -> Result<Vec<(Iri, Record)>> {
+        let text = text.to_lowercase();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |client| {
+            let rows = client.query(
+                "SELECT resource, record FROM records
+                 WHERE strpos(lower(record::jsonb ->> 'name'), $1) > 0
+                 ORDER BY resource COLLATE \"C\" LIMIT $2",
+                &[&text, &limit],
+            )?;
+            rows.iter().map(resource_and_record).collect()
+        })
+        .await
+    }
+
+    async fn held_by(&self, organization: &OrganizationId, limit: usize) -> Result<Vec<Held>> {
+        let organization = organization.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |client| {
+            // Every movement is the recording organisation's own (see `EventIndex::of`), so
+            // the organisation's events find its movements.
+            let rows = client.query(
+                "SELECT m.resource, m.unit,
+                 sum(CASE WHEN m.inflow THEN m.amount ELSE -m.amount END) AS held
+                 FROM view_events e JOIN movements m ON m.event_id = e.event_id
+                 WHERE e.recorded_by = $1 AND m.organization = $1
+                 AND NOT EXISTS (SELECT 1 FROM retracted x WHERE x.event_id = e.event_id)
+                 GROUP BY m.resource, m.unit
+                 HAVING sum(CASE WHEN m.inflow THEN m.amount ELSE -m.amount END) > $2
+                 ORDER BY m.resource COLLATE \"C\", m.unit COLLATE \"C\" LIMIT $3",
+                &[&organization, &HELD_EPSILON, &limit],
+            )?;
+            rows.iter()
+                .map(|row| {
+                    let resource: &str = row.try_get(0)?;
+                    let unit: &str = row.try_get(1)?;
+                    Ok(Held {
+                        resource: Iri::parse(resource).map_err(corrupt)?,
+                        amount: row.try_get(2)?,
+                        unit: Unit::from_code(unit).ok_or_else(|| corrupt(unit))?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+/// A row of (resource, record).
+fn resource_and_record(row: &Row) -> Result<(Iri, Record)> {
+    let resource: &str = row.try_get(0)?;
+    let record: &str = row.try_get(1)?;
+    Ok((
+        Iri::parse(resource).map_err(corrupt)?,
+        serde_json::from_str(record).map_err(corrupt)?,
+    ))
 }
 
 /// Applies a page in one transaction (see [`ViewStore::apply`]), and returns the generation of

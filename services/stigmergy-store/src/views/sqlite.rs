@@ -15,8 +15,9 @@ use stigmergy_domain::{
 };
 
 use super::{
-    Derived, FootprintStatus, FootprintVersion, MEMO_RESOURCES, Remembered, TimelineEntry,
-    ViewStore, derive_first_page, footprint_id, methods_fingerprint, shared,
+    Derived, EventScope, FootprintStatus, FootprintVersion, HELD_EPSILON, Held, ListedEvent,
+    MEMO_RESOURCES, Remembered, TimelineEntry, ViewStore, derive_first_page, footprint_id,
+    methods_fingerprint, shared,
 };
 use crate::sqlite::SharedConnection;
 use crate::{Error, Result};
@@ -113,6 +114,7 @@ INSERT INTO view_writes (id, generation) VALUES (1, 0) ON CONFLICT DO NOTHING;
 /// page is written in bulk, and built again after it, in one pass each.
 const INDEXES: &[&str] = &[
     "touches_by_event ON touches (position)",
+    "view_events_by_recorder ON view_events (recorded_by, position)",
     "flows_by_from ON flows (from_no, organization, occurred)",
     "flows_by_to ON flows (to_no)",
     "consignments_by_time ON consignments (resource, consignee, occurred)",
@@ -121,7 +123,7 @@ const INDEXES: &[&str] = &[
 ];
 
 /// The version of the tables above; a store written by another version is rebuilt.
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 /// Every table any version had, dropped for a rebuild.
 const TABLES: &[&str] = &[
@@ -493,6 +495,140 @@ impl ViewStore for SqliteViewStore {
                     )
                     .optional()?
                     .is_some())
+            })
+            .await
+    }
+
+    async fn events(
+        &self,
+        scope: &EventScope,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<ListedEvent>> {
+        let scope = scope.clone();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.reader
+            .run(move |connection| {
+                const COLUMNS: &str = "SELECT e.position, e.envelope,
+                    EXISTS (SELECT 1 FROM retracted_positions r WHERE r.position = e.position)
+                    FROM view_events e";
+                let (filter, key) = match &scope {
+                    EventScope::All => ("", None),
+                    EventScope::RecordedBy(organization) => {
+                        ("AND e.recorded_by = ?3", Some(organization.as_str()))
+                    }
+                    EventScope::Touching(resource) => (
+                        "AND e.position IN (SELECT t.position FROM touches t
+                         WHERE t.resource = (SELECT no FROM resources WHERE iri = ?3)
+                         AND t.position > ?1)",
+                        Some(resource.as_str()),
+                    ),
+                };
+                let mut statement = connection.prepare_cached(&format!(
+                    "{COLUMNS} WHERE e.position > ?1 {filter} ORDER BY e.position LIMIT ?2"
+                ))?;
+                let map = |row: &rusqlite::Row<'_>| {
+                    Ok((
+                        row.get::<_, u64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, bool>(2)?,
+                    ))
+                };
+                let rows = match key {
+                    Some(key) => statement
+                        .query_map(params![after.0, limit, key], map)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                    None => statement
+                        .query_map(params![after.0, limit], map)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                };
+                rows.into_iter()
+                    .map(|(position, envelope, retracted)| {
+                        Ok(ListedEvent {
+                            position: LogPosition(position),
+                            event: serde_json::from_str(&envelope).map_err(corrupt)?,
+                            retracted,
+                        })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    async fn records(&self, resources: &[Iri]) -> Result<Vec<(Iri, Record)>> {
+        let resources = resources.to_vec();
+        self.reader
+            .run(move |connection| {
+                let mut found = Vec::with_capacity(resources.len());
+                for resource in resources {
+                    if let Some(no) = number_of(connection, &resource)?
+                        && let Some(record) = read_record(connection, no)?
+                    {
+                        found.push((resource, record));
+                    }
+                }
+                Ok(found)
+            })
+            .await
+    }
+
+    async fn search(&self, text: &str, limit: usize) -> Result<Vec<(Iri, Record)>> {
+        let text = text.to_lowercase();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.reader
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT r.iri, c.record FROM records c JOIN resources r ON r.no = c.resource
+                     WHERE instr(lower(json_extract(c.record, '$.name')), ?1) > 0
+                     ORDER BY r.iri LIMIT ?2",
+                )?;
+                let rows = statement.query_map(params![text, limit], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })?;
+                rows.map(|row| {
+                    let (iri, record) = row?;
+                    Ok((
+                        Iri::parse(iri).map_err(corrupt)?,
+                        serde_json::from_str(&record).map_err(corrupt)?,
+                    ))
+                })
+                .collect()
+            })
+            .await
+    }
+
+    async fn held_by(&self, organization: &OrganizationId, limit: usize) -> Result<Vec<Held>> {
+        let organization = organization.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.reader
+            .run(move |connection| {
+                // Every movement is the recording organisation's own (see `EventIndex::of`),
+                // so the organisation's events find its movements.
+                let mut statement = connection.prepare_cached(
+                    "SELECT r.iri, m.unit, total(CASE WHEN m.inflow THEN m.amount ELSE -m.amount END) AS held
+                     FROM view_events e JOIN movements m ON m.position = e.position
+                     JOIN resources r ON r.no = m.resource
+                     WHERE e.recorded_by = ?1 AND m.organization = ?1
+                     AND NOT EXISTS (SELECT 1 FROM retracted_positions x WHERE x.position = e.position)
+                     GROUP BY m.resource, m.unit HAVING held > ?2
+                     ORDER BY r.iri, m.unit LIMIT ?3",
+                )?;
+                let rows = statement.query_map(params![organization, HELD_EPSILON, limit], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, f64>(2)?,
+                    ))
+                })?;
+                rows.map(|row| {
+                    let (iri, unit, amount) = row?;
+                    Ok(Held {
+                        resource: Iri::parse(iri).map_err(corrupt)?,
+                        amount,
+                        unit: Unit::from_code(&unit).ok_or_else(|| corrupt(&unit))?,
+                    })
+                })
+                .collect()
             })
             .await
     }

@@ -71,6 +71,7 @@ macro_rules! view_store_tests {
             views_derived_with_other_methods_are_emptied_for_a_replay,
             generated_streams_give_the_same_views_replayed_paged_interleaved_or_applied_twice,
             a_refused_first_page_changes_nothing_and_the_store_still_takes_one,
+            listings_searches_and_holdings_agree_with_the_log,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -661,5 +662,177 @@ pub async fn generated_streams_give_the_same_views_replayed_paged_interleaved_or
         )
         .await;
         assert_eq!(replayed.position("test").await.unwrap(), head);
+    }
+}
+
+/// The listings the gateway serves agree with the log they were derived from, on a store
+/// filled in one page and on one filled page by page: every event in log order and through each
+/// index (by recording organisation, by resource touched), each page after a cursor, records
+/// looked up together, names searched, and what each organisation holds.
+pub async fn listings_searches_and_holdings_agree_with_the_log(fresh: Factory) {
+    use stigmergy_domain::views::EventIndex;
+    use stigmergy_store::EventScope;
+
+    let events = generated(5);
+    let log = logged(&events);
+    let resources = mentioned(&events);
+    let mut organizations: Vec<Iri> = events.iter().map(|e| e.recorded_by.clone()).collect();
+    organizations.sort();
+    organizations.dedup();
+    for store in [
+        store_with(fresh, vec![log.clone()]).await,
+        store_with(fresh, paged(log.clone(), 5)).await,
+    ] {
+        let all = store
+            .events(&EventScope::All, LogPosition(0), usize::MAX)
+            .await
+            .unwrap();
+        let positions: Vec<_> = all.iter().map(|e| (e.position, e.event.event_id)).collect();
+        let expected: Vec<_> = log.iter().map(|(p, e)| (*p, e.event_id)).collect();
+        assert_eq!(positions, expected, "every event, in log order");
+        let mut retracted = 0;
+        for listed in &all {
+            assert_eq!(
+                listed.retracted,
+                store.is_retracted(listed.event.event_id).await.unwrap()
+            );
+            retracted += usize::from(listed.retracted);
+        }
+        assert!(retracted > 0, "the stream retracts some events");
+
+        let mut pages = Vec::new();
+        let mut after = LogPosition(0);
+        loop {
+            let page = store.events(&EventScope::All, after, 7).await.unwrap();
+            let Some(last) = page.last() else { break };
+            assert!(page.len() <= 7);
+            after = last.position;
+            pages.extend(page.into_iter().map(|e| e.position));
+        }
+        assert_eq!(pages, all.iter().map(|e| e.position).collect::<Vec<_>>());
+
+        let listed = |scope: EventScope| {
+            let store = &store;
+            async move {
+                let listed = store
+                    .events(&scope, LogPosition(0), usize::MAX)
+                    .await
+                    .unwrap();
+                listed.into_iter().map(|e| e.position).collect::<Vec<_>>()
+            }
+        };
+        for organization in &organizations {
+            let expected: Vec<_> = log
+                .iter()
+                .filter(|(_, e)| &e.recorded_by == organization)
+                .map(|(p, _)| *p)
+                .collect();
+            assert_eq!(
+                listed(EventScope::RecordedBy(organization.clone())).await,
+                expected
+            );
+        }
+        for resource in &resources {
+            let expected: Vec<_> = log
+                .iter()
+                .filter(|(p, e)| {
+                    EventIndex::of(e, *p)
+                        .touches
+                        .iter()
+                        .any(|t| &t.resource == resource)
+                })
+                .map(|(p, _)| *p)
+                .collect();
+            assert!(!expected.is_empty());
+            assert_eq!(
+                listed(EventScope::Touching(resource.clone())).await,
+                expected
+            );
+        }
+
+        let together = store.records(&resources).await.unwrap();
+        assert_eq!(together.len(), resources.len());
+        for (resource, record) in &together {
+            assert!(
+                store
+                    .record(resource)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .same_as(record)
+            );
+        }
+
+        let named: Vec<(Iri, String)> = together
+            .iter()
+            .filter_map(|(r, record)| record.name.clone().map(|name| (r.clone(), name)))
+            .collect();
+        let (_, name) = named.first().expect("some resources have names");
+        let needle: String = name.chars().take(3).collect::<String>().to_uppercase();
+        let mut expected: Vec<Iri> = named
+            .iter()
+            .filter(|(_, n)| n.to_lowercase().contains(&needle.to_lowercase()))
+            .map(|(r, _)| r.clone())
+            .collect();
+        expected.sort();
+        let found: Vec<Iri> = store
+            .search(&needle, usize::MAX)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        assert_eq!(found, expected, "searching {needle:?}");
+        assert_eq!(store.search(&needle, 1).await.unwrap().len(), 1);
+        assert!(
+            store
+                .search("no such name at all", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let mut holders = 0;
+        for organization in &organizations {
+            let mut sums: std::collections::BTreeMap<(String, String), f64> = Default::default();
+            for (position, event) in &log {
+                if store.is_retracted(event.event_id).await.unwrap() {
+                    continue;
+                }
+                for movement in EventIndex::of(event, *position).movements {
+                    if &movement.organization == organization {
+                        let sum = sums
+                            .entry((
+                                movement.resource.to_string(),
+                                movement.measure.unit.code().to_owned(),
+                            ))
+                            .or_default();
+                        *sum += if movement.inflow {
+                            movement.measure.amount
+                        } else {
+                            -movement.measure.amount
+                        };
+                    }
+                }
+            }
+            let expected: Vec<_> = sums
+                .into_iter()
+                .filter(|(_, amount)| *amount > stigmergy_store::HELD_EPSILON)
+                .collect();
+            let held = store.held_by(organization, usize::MAX).await.unwrap();
+            assert_eq!(held.len(), expected.len(), "what {organization} holds");
+            for (held, ((resource, unit), amount)) in held.iter().zip(&expected) {
+                assert_eq!(
+                    (held.resource.as_str(), held.unit.code()),
+                    (resource.as_str(), unit.as_str())
+                );
+                assert!(
+                    (held.amount - amount).abs() < 1e-9,
+                    "{held:?} against {amount}"
+                );
+            }
+            holders += usize::from(!held.is_empty());
+        }
+        assert!(holders > 1, "several organisations hold something");
     }
 }
