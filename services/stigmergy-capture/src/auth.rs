@@ -39,14 +39,27 @@ fn unauthorized(detail: &str) -> Problem {
     )
 }
 
-fn bearer(request: &HttpRequest) -> Result<&str, Problem> {
-    let header = request
+/// The text of the request's `Authorization` header, if it has one.
+fn authorization(request: &HttpRequest) -> Result<Option<&str>, Problem> {
+    request
         .headers()
         .get(AUTHORIZATION)
-        .ok_or_else(|| unauthorized("send Authorization: Bearer <api key>"))?;
-    let value = header
-        .to_str()
-        .map_err(|_| unauthorized("the Authorization header is not readable text"))?;
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| unauthorized("the Authorization header is not readable text"))
+        })
+        .transpose()
+}
+
+fn bearer(request: &HttpRequest) -> Result<&str, Problem> {
+    bearer_token(authorization(request)?)
+}
+
+/// The token of an `Authorization: Bearer <token>` header's value.
+fn bearer_token(authorization: Option<&str>) -> Result<&str, Problem> {
+    let value =
+        authorization.ok_or_else(|| unauthorized("send Authorization: Bearer <api key>"))?;
     match value.split_once(' ') {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
@@ -64,9 +77,17 @@ pub fn organization(
     request: &HttpRequest,
     directory: &OrganizationDirectory,
 ) -> Result<Organization, Problem> {
-    let key = bearer(request)?;
+    organization_of(authorization(request)?, directory)
+}
+
+/// The organisation whose API key an `Authorization` header's value carries (`None`: there is
+/// no header).
+pub fn organization_of(
+    authorization: Option<&str>,
+    directory: &OrganizationDirectory,
+) -> Result<Organization, Problem> {
     directory
-        .authenticate(key)
+        .authenticate(bearer_token(authorization)?)
         .ok_or_else(|| unauthorized("the API key is not valid"))
 }
 

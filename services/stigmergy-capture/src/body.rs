@@ -29,7 +29,7 @@ pub struct Events {
     pub items: Vec<(String, Value)>,
 }
 
-fn too_large(limit: usize) -> Problem {
+pub(crate) fn too_large(limit: usize) -> Problem {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",

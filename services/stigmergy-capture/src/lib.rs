@@ -23,6 +23,14 @@ use stigmergy_store::OrganizationDirectory;
 pub use routes::configure;
 pub use sequencer::{Receipt, Sequencer};
 
+use actix_web::http::StatusCode;
+use stigmergy_domain::Submission;
+use stigmergy_domain::rules::RefusalClass;
+use stigmergy_store::Organization;
+
+use problem::{Problem, Violation};
+use sequencer::SequencerError;
+
 /// Limits and tuning of the capture service. Every limit answers with a clear problem+json.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -60,4 +68,116 @@ pub struct Capture {
     pub log: Arc<dyn EventLog>,
     pub directory: OrganizationDirectory,
     pub operator: auth::OperatorToken,
+}
+
+/// What a recording request stored: a receipt per event, in the order sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub receipts: Vec<Receipt>,
+}
+
+impl Recorded {
+    /// 201 when something new was stored, 200 when every event was already in the log.
+    pub fn status(&self) -> StatusCode {
+        if self.receipts.iter().all(|r| r.duplicate) {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        }
+    }
+}
+
+impl Capture {
+    /// Records the events of a request body on behalf of `organization`: limits and framing
+    /// ([`body`]), schema validation, parsing, then the [`Sequencer`]'s rules and append; all
+    /// accepted or none. `POST /v1/events` and the gateway's `recordEvents` mutation both come
+    /// here, so they validate, refuse and deduplicate alike.
+    pub async fn record(
+        &self,
+        organization: Organization,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<Recorded, Problem> {
+        tracing::Span::current().record("organization", organization.id.as_str());
+        if bytes.len() > self.config.max_body_bytes {
+            return Err(body::too_large(self.config.max_body_bytes));
+        }
+        let events = body::split(content_type, bytes, &self.config)?;
+        tracing::Span::current().record("events", events.items.len());
+
+        let limit = self.config.max_reported_violations;
+        let mut violations = Vec::new();
+        for (prefix, value) in &events.items {
+            if violations.len() >= limit {
+                break;
+            }
+            violations.extend(
+                self.schemas
+                    .validate(value, prefix, limit - violations.len()),
+            );
+        }
+        if !violations.is_empty() {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "schema-violation",
+                "The events do not match their schema",
+                format!(
+                    "{} violation(s) of the event schemas; nothing was recorded",
+                    violations.len()
+                ),
+            )
+            .with_errors(violations));
+        }
+
+        let mut submissions = Vec::with_capacity(events.items.len());
+        for (prefix, value) in events.items {
+            let submission = Submission::from_json(value).map_err(|error| {
+                let violation = Violation {
+                    pointer: format!("{prefix}{}", error.pointer),
+                    detail: error.detail,
+                };
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-event",
+                    "An event is not valid",
+                    format!(
+                        "{}: {}; nothing was recorded",
+                        violation.pointer, violation.detail
+                    ),
+                )
+                .with_errors(vec![violation])
+            })?;
+            submissions.push(submission);
+        }
+
+        let pointer_prefix = |index: usize| match events.framing {
+            body::Framing::Single => String::new(),
+            _ => format!("/{index}"),
+        };
+        match self.sequencer.submit(organization.id, submissions).await {
+            Ok(receipts) => Ok(Recorded { receipts }),
+            Err(SequencerError::Refused { index, refusal }) => {
+                let status = match refusal.rule.class() {
+                    RefusalClass::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+                    RefusalClass::Conflict => StatusCode::CONFLICT,
+                    RefusalClass::Forbidden => StatusCode::FORBIDDEN,
+                };
+                let pointer = format!("{}{}", pointer_prefix(index), refusal.pointer);
+                Err(Problem::new(
+                    status,
+                    "rule-violation",
+                    refusal.rule.title(),
+                    format!("{pointer}: {}; nothing was recorded", refusal.detail),
+                )
+                .with("rule", refusal.rule.slug())
+                .with_errors(vec![Violation {
+                    pointer,
+                    detail: refusal.detail,
+                }]))
+            }
+            Err(SequencerError::Unavailable(reason)) => Err(Problem::unavailable(format!(
+                "the events could not be stored durably ({reason}); nothing was recorded, retry later"
+            ))),
+        }
+    }
 }

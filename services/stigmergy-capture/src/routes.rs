@@ -5,8 +5,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
-use stigmergy_domain::rules::RefusalClass;
-use stigmergy_domain::{EventId, Iri, Submission};
+use stigmergy_domain::{EventId, Iri};
 use stigmergy_store::Error as StoreError;
 use tracing::instrument;
 
@@ -14,7 +13,6 @@ use crate::Capture;
 use crate::auth;
 use crate::body;
 use crate::problem::{Problem, Violation};
-use crate::sequencer::SequencerError;
 
 /// Mounts the capture routes (and `/healthz`, `/readyz`) on an actix-web app.
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -45,98 +43,17 @@ async fn record_events(
     capture: web::Data<Capture>,
 ) -> Result<HttpResponse, Problem> {
     let organization = auth::organization(&request, &capture.directory)?;
-    tracing::Span::current().record("organization", organization.id.as_str());
     let bytes = body::read_limited(&request, payload, capture.config.max_body_bytes).await?;
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let events = body::split(content_type, &bytes, &capture.config)?;
-    tracing::Span::current().record("events", events.items.len());
-
-    let limit = capture.config.max_reported_violations;
-    let mut violations = Vec::new();
-    for (prefix, value) in &events.items {
-        if violations.len() >= limit {
-            break;
-        }
-        violations.extend(
-            capture
-                .schemas
-                .validate(value, prefix, limit - violations.len()),
-        );
-    }
-    if !violations.is_empty() {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "schema-violation",
-            "The events do not match their schema",
-            format!(
-                "{} violation(s) of the event schemas; nothing was recorded",
-                violations.len()
-            ),
-        )
-        .with_errors(violations));
-    }
-
-    let mut submissions = Vec::with_capacity(events.items.len());
-    for (prefix, value) in events.items {
-        let submission = Submission::from_json(value).map_err(|error| {
-            let violation = Violation {
-                pointer: format!("{prefix}{}", error.pointer),
-                detail: error.detail,
-            };
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-event",
-                "An event is not valid",
-                format!(
-                    "{}: {}; nothing was recorded",
-                    violation.pointer, violation.detail
-                ),
-            )
-            .with_errors(vec![violation])
-        })?;
-        submissions.push(submission);
-    }
-
-    let pointer_prefix = |index: usize| match events.framing {
-        body::Framing::Single => String::new(),
-        _ => format!("/{index}"),
-    };
-    match capture.sequencer.submit(organization.id, submissions).await {
-        Ok(receipts) => {
-            let status = if receipts.iter().all(|r| r.duplicate) {
-                StatusCode::OK
-            } else {
-                StatusCode::CREATED
-            };
-            Ok(json_response(status, &json!({ "events": receipts })))
-        }
-        Err(SequencerError::Refused { index, refusal }) => {
-            let status = match refusal.rule.class() {
-                RefusalClass::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
-                RefusalClass::Conflict => StatusCode::CONFLICT,
-                RefusalClass::Forbidden => StatusCode::FORBIDDEN,
-            };
-            let pointer = format!("{}{}", pointer_prefix(index), refusal.pointer);
-            Err(Problem::new(
-                status,
-                "rule-violation",
-                refusal.rule.title(),
-                format!("{pointer}: {}; nothing was recorded", refusal.detail),
-            )
-            .with("rule", refusal.rule.slug())
-            .with_errors(vec![Violation {
-                pointer,
-                detail: refusal.detail,
-            }]))
-        }
-        Err(SequencerError::Unavailable(reason)) => Err(Problem::unavailable(format!(
-            "the events could not be stored durably ({reason}); nothing was recorded, retry later"
-        ))),
-    }
+    let recorded = capture.record(organization, content_type, &bytes).await?;
+    Ok(json_response(
+        recorded.status(),
+        &json!({ "events": recorded.receipts }),
+    ))
 }
 
 /// `GET /v1/events/{eventId}`: the stored envelope.

@@ -127,15 +127,23 @@ impl Application {
             log.clone(),
             views.clone(),
         )));
-        let gateway = web::Data::new(stigmergy_gateway::schema(views, config.graphql));
-        let capture = web::Data::new(Capture {
+        let capture = Capture {
             config: config.capture.clone(),
             schemas,
             sequencer,
             log,
             directory,
             operator: OperatorToken::new(&token),
-        });
+        };
+        let gateway = web::Data::new(stigmergy_gateway::schema(
+            stigmergy_gateway::Sources {
+                views,
+                capture: capture.clone(),
+                projector: crate::project::PROJECTOR.to_owned(),
+            },
+            config.graphql,
+        ));
+        let capture = web::Data::new(capture);
 
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
