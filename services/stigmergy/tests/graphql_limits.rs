@@ -112,3 +112,103 @@ async fn query_bombs_are_refused_before_they_run_and_normal_queries_still_answer
 
     assert_normal_query_answers(&app).await;
 }
+
+/// The median time of `n` provenance queries, one after the other.
+async fn median_provenance_latency(app: &TestApp, n: usize) -> std::time::Duration {
+    const PROVENANCE: &str = r#"{ resource(id: "https://valldaura.example/batches/open-stool-2025-002") {
+        upstream(depth: 10) { nodes { id depth } edges { from to kind amount unit } }
+        footprint { kgCo2ePerUnit breakdown { materials fabrication transport } }
+    } }"#;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = std::time::Instant::now();
+        let (status, answer) = query(app, PROVENANCE).await;
+        times.push(started.elapsed());
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            answer["data"]["resource"]["footprint"]["kgCo2ePerUnit"].is_number(),
+            "{answer}"
+        );
+    }
+    times.sort();
+    times[n / 2]
+}
+
+/// While four clients send bombs (400 a second between them), a normal provenance query answers
+/// about as fast as before: the bombs are refused before they cost anything. (A correctness check
+/// with a generous bound on a shared 2-core machine, not a benchmark: the figures are printed.)
+#[tokio::test]
+async fn a_normal_query_answers_about_as_fast_while_bombs_are_sent() {
+    let app = TestApp::spawn().await;
+    stigmergy::demo::load(&app.base, support::OPERATOR_TOKEN)
+        .await
+        .expect("the demo loads");
+    for _ in 0..500 {
+        let (_, answer) = query(
+            &app,
+            r#"{ resource(id: "https://valldaura.example/batches/open-stool-2025-002") { footprint { version } } }"#,
+        )
+        .await;
+        if answer["data"]["resource"]["footprint"].is_object() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let before = median_provenance_latency(&app, 300).await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bombs: Vec<Vec<u8>> = vec![
+        json!({ "query": format!("{}{}", "{ a ".repeat(1000), "}".repeat(1000)) })
+            .to_string()
+            .into_bytes(),
+        json!({ "query": format!("{{ {} }}", (0..3000).map(|i| format!("a{i}: __typename ")).collect::<String>()) })
+            .to_string()
+            .into_bytes(),
+        json!({ "query": "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }" })
+            .to_string()
+            .into_bytes(),
+        vec![b' '; 1 << 20],
+    ];
+    let mut senders = Vec::new();
+    for bomb in bombs {
+        let (client, url, stop) = (
+            app.client.clone(),
+            format!("{}/graphql", app.base),
+            stop.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let mut refused = 0_usize;
+            let mut pace = tokio::time::interval(std::time::Duration::from_millis(10));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                pace.tick().await;
+                let answer = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(bomb.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                let body: Value = answer.json().await.unwrap();
+                assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+                assert!(body["errors"][0]["message"].is_string());
+                refused += 1;
+            }
+            refused
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let during = median_provenance_latency(&app, 300).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut refused = 0;
+    for sender in senders {
+        refused += sender.await.unwrap();
+    }
+    eprintln!(
+        "median provenance query: {before:?} alone, {during:?} while {refused} bombs were refused"
+    );
+    assert!(refused >= 40, "the bombs kept coming: {refused}");
+    assert!(
+        during <= before * 3 + std::time::Duration::from_millis(10),
+        "a normal query slowed from {before:?} to {during:?} under bombs"
+    );
+}
