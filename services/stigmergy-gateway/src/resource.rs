@@ -158,10 +158,27 @@ impl Resource {
         self.record.design.as_ref().map(Iri::to_string)
     }
 
-    /// Who holds it now and where: the consignee of its last shipment once received, the
-    /// shipper while it is on its way, otherwise whoever recorded its creation, where it was
-    /// made. Null for designs, shipments and what was never recorded.
-    async fn custody(&self, context: &Context<'_>) -> Result<Option<Custody>> {
+    /// Who holds how much of it now: what each organisation sourced, made or received of it,
+    /// less what it used, shipped or recycled.
+    async fn holders(&self, context: &Context<'_>) -> Result<Vec<Holder>> {
+        let holders = views(context)?.holders(&self.id).await.map_err(failed)?;
+        Ok(holders
+            .into_iter()
+            .map(|(organization, held)| Holder {
+                organization: organization.to_string(),
+                quantity: Amount {
+                    amount: held.amount,
+                    unit: held.unit.code(),
+                },
+            })
+            .collect())
+    }
+
+    /// Where it went last: to the consignee of its latest shipment once received (on its way
+    /// from the shipper until then), otherwise where its creator made or sourced it. Part of it
+    /// may have stayed behind: `holders` says who holds how much. Null for designs, shipments
+    /// and what was never recorded.
+    async fn whereabouts(&self, context: &Context<'_>) -> Result<Option<Whereabouts>> {
         if !matches!(
             self.record.kind,
             Kind::MaterialLot | Kind::Batch | Kind::RecoveredLot
@@ -176,13 +193,13 @@ impl Resource {
             .collect();
         if let Some(leg) = journey(&self.id, &moves).pop() {
             return Ok(Some(match leg.received {
-                Some(receipt) => Custody {
+                Some(receipt) => Whereabouts {
                     holder: leg.consignee.to_string(),
                     location: Some(PlaceView::from(&receipt.location)),
                     since: receipt.at.to_string(),
                     in_transit: false,
                 },
-                None => Custody {
+                None => Whereabouts {
                     holder: leg.shipper.to_string(),
                     location: Some(PlaceView::from(&leg.from)),
                     since: leg.dispatched_at.to_string(),
@@ -198,7 +215,7 @@ impl Resource {
                 EventPayload::BatchRecycled(p) => Some(&p.facility),
                 _ => None,
             };
-            Custody {
+            Whereabouts {
                 holder: entry.event.recorded_by.to_string(),
                 location: place.map(PlaceView::from),
                 since: entry.event.occurred_at.to_string(),
@@ -443,10 +460,17 @@ pub struct AnomalyView {
     events: Vec<String>,
 }
 
-/// Who holds a resource now, and where.
+/// How much of a resource an organisation holds.
 #[derive(Debug, SimpleObject)]
-pub struct Custody {
-    /// The organisation holding it (the shipper while it is on its way).
+pub struct Holder {
+    organization: String,
+    quantity: Amount,
+}
+
+/// Where a resource went last.
+#[derive(Debug, SimpleObject)]
+pub struct Whereabouts {
+    /// The organisation it went to (the shipper while it is on its way).
     holder: String,
     /// Where it is: where it was received, where it left from while on its way, or where it
     /// was made or sourced.

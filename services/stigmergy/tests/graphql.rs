@@ -96,11 +96,13 @@ fn org_id(report: &stigmergy::demo::DemoReport, role: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_resource_says_who_holds_it_where_and_its_lineage_nodes_carry_their_records() {
+async fn a_resource_says_who_holds_how_much_where_it_went_and_its_lineage_nodes_carry_their_records()
+ {
     let (app, report) = demo().await;
     let query = r#"query($id: String!) { resource(id: $id) {
         kind name design
-        custody { holder location { name country } since inTransit }
+        holders { organization quantity { amount unit } }
+        whereabouts { holder location { name country } since inTransit }
         upstream(depth: 10) { nodes { id depth resource { kind name createdBy } } edges { from to kind amount unit } }
         footprint { version status kgCo2ePerUnit recycledContent primaryDataShare method methodVersion precedingIds }
         contributions { method shares { agent share } }
@@ -109,15 +111,28 @@ async fn a_resource_says_who_holds_it_where_and_its_lineage_nodes_carry_their_re
     let batch = &batch["resource"];
     assert_eq!(batch["kind"], "batch");
     assert_eq!(batch["design"], STOOL_RPLA);
-    // The first batch went to the buyer, was repaired there, and went on to the recycler.
-    let custody = &batch["custody"];
-    assert_eq!(custody["inTransit"], false, "{custody:#}");
+    // 12 of the first batch's 20 stools went to the buyer, were repaired there, and some went
+    // on to the recycler; 8 stayed at the fabricator.
+    let whereabouts = &batch["whereabouts"];
+    assert_eq!(whereabouts["inTransit"], false, "{whereabouts:#}");
     assert_eq!(
-        custody["holder"],
+        whereabouts["holder"],
         org_id(&report, "recycler"),
-        "{custody:#}"
+        "{whereabouts:#}"
     );
-    assert!(custody["location"]["name"].is_string(), "{custody:#}");
+    assert!(
+        whereabouts["location"]["name"].is_string(),
+        "{whereabouts:#}"
+    );
+    let holders = batch["holders"].as_array().unwrap();
+    let holding = |role: &str| {
+        holders
+            .iter()
+            .find(|h| h["organization"] == org_id(&report, role))
+            .map(|h| h["quantity"]["amount"].as_f64().unwrap())
+    };
+    assert_eq!(holding("fabricator"), Some(8.0), "{holders:#?}");
+    assert_eq!(holding("buyer"), Some(8.0), "{holders:#?}");
 
     let nodes = batch["upstream"]["nodes"].as_array().unwrap();
     let node = |id: &str| {
@@ -153,12 +168,13 @@ async fn a_resource_says_who_holds_it_where_and_its_lineage_nodes_carry_their_re
     )
     .await;
     assert_eq!(
-        chips["resource"]["custody"]["holder"],
+        chips["resource"]["whereabouts"]["holder"],
         org_id(&report, "recycler")
     );
     // A design is held by no one.
     let stool = data(&app, query, json!({ "id": STOOL })).await;
-    assert_eq!(stool["resource"]["custody"], Value::Null);
+    assert_eq!(stool["resource"]["whereabouts"], Value::Null);
+    assert_eq!(stool["resource"]["holders"], json!([]));
 }
 
 #[tokio::test]

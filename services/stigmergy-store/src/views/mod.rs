@@ -278,6 +278,10 @@ pub trait ViewStore: Send + Sync + std::fmt::Debug {
     /// Up to `limit` resources whose name contains `text` (case-insensitively), in IRI order.
     async fn search(&self, text: &str, limit: usize) -> Result<Vec<(Iri, Record)>>;
 
+    /// Who holds `resource` now, per organisation and unit, where that is more than nothing
+    /// (the same sums as [`held_by`](Self::held_by)), in IRI order.
+    async fn holders(&self, resource: &Iri) -> Result<Vec<(OrganizationId, Held)>>;
+
     /// What `organization` holds now, per resource and unit, where that is more than nothing:
     /// at most `limit` rows, in IRI order.
     async fn held_by(&self, organization: &OrganizationId, limit: usize) -> Result<Vec<Held>>;

@@ -587,6 +587,37 @@ impl ViewStore for PostgresViewStore {
         .await
     }
 
+    async fn holders(&self, resource: &Iri) -> Result<Vec<(OrganizationId, Held)>> {
+        let resource = resource.clone();
+        self.run(move |client| {
+            let rows = client.query(
+                "SELECT m.organization, m.unit,
+                 sum(CASE WHEN m.inflow THEN m.amount ELSE -m.amount END) AS held
+                 FROM movements m WHERE m.resource = $1
+                 AND NOT EXISTS (SELECT 1 FROM retracted x WHERE x.event_id = m.event_id)
+                 GROUP BY m.organization, m.unit
+                 HAVING sum(CASE WHEN m.inflow THEN m.amount ELSE -m.amount END) > $2
+                 ORDER BY m.organization COLLATE \"C\", m.unit COLLATE \"C\"",
+                &[&resource.as_str(), &HELD_EPSILON],
+            )?;
+            rows.iter()
+                .map(|row| {
+                    let organization: &str = row.try_get(0)?;
+                    let unit: &str = row.try_get(1)?;
+                    Ok((
+                        Iri::parse(organization).map_err(corrupt)?,
+                        Held {
+                            resource: resource.clone(),
+                            amount: row.try_get(2)?,
+                            unit: Unit::from_code(unit).ok_or_else(|| corrupt(unit))?,
+                        },
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn held_by(&self, organization: &OrganizationId, limit: usize) -> Result<Vec<Held>> {
         let organization = organization.to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);

@@ -597,6 +597,43 @@ impl ViewStore for SqliteViewStore {
             .await
     }
 
+    async fn holders(&self, resource: &Iri) -> Result<Vec<(OrganizationId, Held)>> {
+        let resource = resource.clone();
+        self.reader
+            .run(move |connection| {
+                let Some(no) = number_of(connection, &resource)? else {
+                    return Ok(Vec::new());
+                };
+                let mut statement = connection.prepare_cached(
+                    "SELECT m.organization, m.unit, total(CASE WHEN m.inflow THEN m.amount ELSE -m.amount END) AS held
+                     FROM movements m WHERE m.resource = ?1
+                     AND NOT EXISTS (SELECT 1 FROM retracted_positions x WHERE x.position = m.position)
+                     GROUP BY m.organization, m.unit HAVING held > ?2
+                     ORDER BY m.organization, m.unit",
+                )?;
+                let rows = statement.query_map(params![no, HELD_EPSILON], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, f64>(2)?,
+                    ))
+                })?;
+                rows.map(|row| {
+                    let (organization, unit, amount) = row?;
+                    Ok((
+                        Iri::parse(organization).map_err(corrupt)?,
+                        Held {
+                            resource: resource.clone(),
+                            amount,
+                            unit: Unit::from_code(&unit).ok_or_else(|| corrupt(&unit))?,
+                        },
+                    ))
+                })
+                .collect()
+            })
+            .await
+    }
+
     async fn held_by(&self, organization: &OrganizationId, limit: usize) -> Result<Vec<Held>> {
         let organization = organization.to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);

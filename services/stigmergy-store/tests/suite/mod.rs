@@ -834,5 +834,36 @@ pub async fn listings_searches_and_holdings_agree_with_the_log(fresh: Factory) {
             holders += usize::from(!held.is_empty());
         }
         assert!(holders > 1, "several organisations hold something");
+
+        // Who holds each resource: the same sums, seen from the resource.
+        let mut by_resource: std::collections::BTreeMap<String, Vec<(String, String, f64)>> =
+            Default::default();
+        for organization in &organizations {
+            for held in store.held_by(organization, usize::MAX).await.unwrap() {
+                by_resource
+                    .entry(held.resource.to_string())
+                    .or_default()
+                    .push((
+                        organization.to_string(),
+                        held.unit.code().to_owned(),
+                        held.amount,
+                    ));
+            }
+        }
+        for resource in &resources {
+            let holders: Vec<(String, String, f64)> = store
+                .holders(resource)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(o, held)| (o.to_string(), held.unit.code().to_owned(), held.amount))
+                .collect();
+            let expected = by_resource.remove(resource.as_str()).unwrap_or_default();
+            assert_eq!(holders.len(), expected.len(), "who holds {resource}");
+            for (got, want) in holders.iter().zip(&expected) {
+                assert_eq!((&got.0, &got.1), (&want.0, &want.1));
+                assert!((got.2 - want.2).abs() < 1e-9);
+            }
+        }
     }
 }
