@@ -23,16 +23,13 @@
 //! made under `TMPDIR` (default `/tmp`): put it on the disk whose fsync you want to measure. The
 //! output is plain text.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail, ensure};
-use reqwest::StatusCode;
+use anyhow::{Context, anyhow, ensure};
 use rusqlite::{Connection, params};
 use serde_json::{Value, json};
-use stigmergy::{Application, Config};
 use stigmergy_capture::CaptureConfig;
 use stigmergy_capture::schemas::EventSchemas;
 use stigmergy_domain::rules::{CaptureState, Directory, RetractedEvents, Seal};
@@ -42,18 +39,18 @@ use stigmergy_domain::{
 use stigmergy_log::{EmbeddedLog, EmbeddedLogConfig, EventLog};
 use uuid::Uuid;
 
+mod common;
+use common::{
+    APP_THREADS, BENCH_THREADS, ThreadTimes, create_organization, log_head, post_events, start_app,
+    submission, urn,
+};
+
 /// Events in one transaction, one log append, one HTTP request.
 const BATCH: usize = 100;
-const OPERATOR_TOKEN: &str = "bench-operator-token";
-/// When every event says it happened (in the past, so no clock-skew rule can refuse it).
-const OCCURRED_AT: &str = "2025-06-01T10:00:00Z";
 /// The `recordedAt` of the events the baseline and the bare log store (capture sets its own).
 const RECORDED_AT: &str = "2025-06-01T10:00:01.250Z";
 /// How much each lot holds; every batch takes a few kilograms from two lots.
 const LOT_KILOGRAMS: f64 = 500.0;
-/// Thread names, so that the CPU each part uses can be told apart.
-const BENCH_THREADS: &str = "bench-client";
-const APP_THREADS: &str = "stigmergy-app";
 
 /// How many events each path is measured on.
 #[derive(Clone, Copy, Debug)]
@@ -199,7 +196,7 @@ struct Measurement {
     /// Per-request latencies, for the HTTP path.
     latencies: Vec<Duration>,
     /// CPU used during the measurement, per group of threads.
-    cpu: Vec<(&'static str, Duration)>,
+    cpu: Vec<(String, Duration)>,
 }
 
 impl Measurement {
@@ -355,67 +352,22 @@ fn percentile(samples: &[Duration], percent: f64) -> Duration {
 // Where the CPU goes: the CPU time of each thread of this process, from `/proc` (Linux only;
 // elsewhere nothing is reported).
 
-/// CPU time so far of each live thread, by thread id, with the thread's name.
-struct ThreadTimes(HashMap<String, (String, Duration)>);
+/// The groups the CPU is reported in.
+const CPU_GROUPS: &[&str] = &["http workers", "sequencer", "log writer", "bench", "other"];
 
-impl ThreadTimes {
-    fn now() -> Self {
-        let mut threads = HashMap::new();
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return Self(threads);
-        };
-        for task in tasks.flatten() {
-            let path = task.path();
-            let name = std::fs::read_to_string(path.join("comm"))
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            // The first field of schedstat is the time spent on a CPU, in nanoseconds.
-            let on_cpu = std::fs::read_to_string(path.join("schedstat"))
-                .ok()
-                .and_then(|text| {
-                    text.split_whitespace()
-                        .next()
-                        .and_then(|ns| ns.parse::<u64>().ok())
-                });
-            if let Some(nanoseconds) = on_cpu {
-                threads.insert(
-                    task.file_name().to_string_lossy().into_owned(),
-                    (name, Duration::from_nanos(nanoseconds)),
-                );
-            }
-        }
-        Self(threads)
-    }
-
-    /// CPU used since `earlier` per group of threads (threads that ended meanwhile are missed).
-    fn since(&self, earlier: &ThreadTimes) -> Vec<(&'static str, Duration)> {
-        const GROUPS: &[&str] = &["http workers", "sequencer", "log writer", "bench", "other"];
-        let mut used: Vec<(&'static str, Duration)> =
-            GROUPS.iter().map(|g| (*g, Duration::ZERO)).collect();
-        for (id, (name, now)) in &self.0 {
-            let before = earlier
-                .0
-                .get(id)
-                .map_or(Duration::ZERO, |(_, before)| *before);
-            let group = if name.starts_with("actix-server wo") {
-                "http workers"
-            } else if name == APP_THREADS {
-                "sequencer"
-            } else if name.starts_with("event-log-writ") {
-                "log writer"
-            } else if name == BENCH_THREADS {
-                "bench"
-            } else {
-                "other"
-            };
-            if let Some((_, total)) = used.iter_mut().find(|(g, _)| *g == group) {
-                *total += now.saturating_sub(before);
-            }
-        }
-        used.retain(|(_, cpu)| !cpu.is_zero());
-        used
-    }
+/// The group of a thread, by its name.
+fn cpu_group(name: &str) -> Option<&'static str> {
+    Some(if name.starts_with("actix-server wo") {
+        "http workers"
+    } else if name == APP_THREADS {
+        "sequencer"
+    } else if name.starts_with("event-log-writ") {
+        "log writer"
+    } else if name == BENCH_THREADS {
+        "bench"
+    } else {
+        "other"
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -432,14 +384,6 @@ struct Workshop {
     /// The lots and the batch of the current round; `None` before the first round.
     round: Option<([String; 2], String)>,
     step: usize,
-}
-
-fn urn() -> String {
-    format!("urn:uuid:{}", Uuid::new_v4())
-}
-
-fn submission(event_type: &str, payload: Value) -> Value {
-    json!({ "eventId": Uuid::now_v7().to_string(), "type": event_type, "occurredAt": OCCURRED_AT, "payload": payload })
 }
 
 impl Workshop {
@@ -657,7 +601,7 @@ async fn baseline(scale: Scale) -> anyhow::Result<Measurement> {
             insert_transaction(&mut connection, rows)?;
         }
         let elapsed = start.elapsed();
-        let cpu = ThreadTimes::now().since(&threads);
+        let cpu = ThreadTimes::now().since(&threads, CPU_GROUPS, cpu_group);
         let stored: u64 =
             connection.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))?;
         Ok((elapsed, cpu, stored))
@@ -709,7 +653,7 @@ async fn bare_log(scale: Scale, concurrency: usize) -> anyhow::Result<Measuremen
         task.await??;
     }
     let elapsed = start.elapsed();
-    let cpu = ThreadTimes::now().since(&threads);
+    let cpu = ThreadTimes::now().since(&threads, CPU_GROUPS, cpu_group);
     check_head(
         "BARE LOG",
         log.head(),
@@ -728,124 +672,9 @@ async fn bare_log(scale: Scale, concurrency: usize) -> anyhow::Result<Measuremen
 // ---------------------------------------------------------------------------------------------
 // 3. HTTP: the real application.
 
-/// The application on a fresh data directory, on a runtime of its own (so that its threads, and
-/// the CPU they use, are told apart from the clients').
-struct RunningApp {
-    base: String,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-    runtime: Option<tokio::runtime::Runtime>,
-    _data_dir: tempfile::TempDir,
-}
-
-impl Drop for RunningApp {
-    fn drop(&mut self) {
-        self.server.abort();
-        // Dropping a runtime from within another one would block it; let it wind down alone.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-async fn start_app(client: &reqwest::Client) -> anyhow::Result<RunningApp> {
-    let data_dir = tempfile::tempdir()?;
-    // Defaults and `STIGMERGY__…` environment variables, as `stigmergy serve` reads them.
-    let config = Config {
-        data_dir: data_dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        operator_token: Some(OPERATOR_TOKEN.into()),
-        ..Config::load(None).map_err(|e| anyhow::anyhow!("{e}"))?
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .thread_name(APP_THREADS)
-        .enable_all()
-        .build()?;
-    let (base, server) = runtime
-        .spawn(async move {
-            let app = Application::build(config).await?;
-            let base = app.base_url();
-            anyhow::Ok((base, tokio::spawn(app.run_until_stopped())))
-        })
-        .await??;
-    let app = RunningApp {
-        base,
-        server,
-        runtime: Some(runtime),
-        _data_dir: data_dir,
-    };
-    for _ in 0..500 {
-        let ready = client.get(format!("{}/readyz", app.base)).send().await;
-        if ready.is_ok_and(|answer| answer.status() == StatusCode::OK) {
-            return Ok(app);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    bail!("the application never became ready")
-}
-
-async fn log_head(client: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
-    let answer: Value = client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    answer["logHead"]
-        .as_u64()
-        .with_context(|| format!("/readyz did not say the log head: {answer}"))
-}
-
-async fn create_organization(
-    client: &reqwest::Client,
-    base: &str,
-    name: &str,
-) -> anyhow::Result<String> {
-    let response = client
-        .post(format!("{base}/v1/organizations"))
-        .bearer_auth(OPERATOR_TOKEN)
-        .json(&json!({ "name": name }))
-        .send()
-        .await?;
-    let status = response.status();
-    let body: Value = response.json().await?;
-    ensure!(
-        status == StatusCode::CREATED,
-        "creating {name} answered {status}: {body}"
-    );
-    body["apiKey"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no API key for {name}: {body}"))
-}
-
-/// Posts a JSON body of events; anything but 201 (every event new and stored) is a failure.
-async fn post_events(
-    client: &reqwest::Client,
-    url: &str,
-    key: &str,
-    body: Vec<u8>,
-) -> anyhow::Result<()> {
-    let response = client
-        .post(url)
-        .bearer_auth(key)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status();
-    let answer = response.bytes().await?;
-    ensure!(
-        status == StatusCode::CREATED,
-        "POST /v1/events answered {status}: {}",
-        String::from_utf8_lossy(&answer)
-    );
-    Ok(())
-}
-
 async fn http(scale: Scale, concurrency: usize) -> anyhow::Result<Measurement> {
     let client = reqwest::Client::builder().no_proxy().build()?;
-    let app = start_app(&client).await?;
+    let app = start_app(&client, 500).await?;
     let url = format!("{}/v1/events", app.base);
     let requests = scale.http_events.div_ceil(BATCH);
 
@@ -911,7 +740,7 @@ async fn http(scale: Scale, concurrency: usize) -> anyhow::Result<Measurement> {
         latencies.extend(task.await??);
     }
     let elapsed = start.elapsed();
-    let cpu = ThreadTimes::now().since(&threads);
+    let cpu = ThreadTimes::now().since(&threads, CPU_GROUPS, cpu_group);
     sent += scale.http_events;
 
     let head = log_head(&client, &app.base).await?;

@@ -46,26 +46,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail, ensure};
+use anyhow::{Context, bail, ensure};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use stigmergy::{Application, Config};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use uuid::Uuid;
 
-const OPERATOR_TOKEN: &str = "bench-operator-token";
-/// Thread names, so that the CPU each side uses can be told apart.
-const BENCH_THREADS: &str = "bench-client";
-const APP_THREADS: &str = "stigmergy-app";
+mod common;
+use common::{
+    APP_THREADS, BENCH_THREADS, OPERATOR_TOKEN, ThreadTimes, create_organization, log_head,
+    post_events, start_app, submission, urn,
+};
+
 /// The last resource the demo creates: once the views know it, they hold the whole demo.
 const LAST_DEMO_BATCH: &str = "https://valldaura.example/batches/open-stool-2025-002";
-/// When the producer's events say they happened (in the past, so no clock-skew rule refuses them).
-const OCCURRED_AT: &str = "2025-06-01T10:00:00Z";
 
 /// Part A's request: provenance and footprint of one item.
 const PROVENANCE_QUERY: &str = "query($id: String!) { resource(id: $id) { id kind name \
@@ -172,7 +170,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     );
 
     let client = http_client()?;
-    let app = start_app(&client).await?;
+    let app = start_app(&client, 1000).await?;
     let demo = stigmergy::demo::load(&app.base, OPERATOR_TOKEN)
         .await
         .context("loading the demo scenario")?;
@@ -202,62 +200,8 @@ async fn run(options: Options) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------------
 // The application.
 
-/// The application on a fresh data directory, on a runtime of its own (so that its threads, and
-/// the CPU they use, are told apart from the clients').
-struct RunningApp {
-    base: String,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-    runtime: Option<tokio::runtime::Runtime>,
-    _data_dir: tempfile::TempDir,
-}
-
-impl Drop for RunningApp {
-    fn drop(&mut self) {
-        self.server.abort();
-        // Dropping a runtime from within another one would block it; let it wind down alone.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 fn http_client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder().no_proxy().build()?)
-}
-
-async fn start_app(client: &reqwest::Client) -> anyhow::Result<RunningApp> {
-    let data_dir = tempfile::tempdir()?;
-    let config = Config {
-        data_dir: data_dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        operator_token: Some(OPERATOR_TOKEN.into()),
-        ..Config::load(None).map_err(|e| anyhow!("{e}"))?
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .thread_name(APP_THREADS)
-        .enable_all()
-        .build()?;
-    let (base, server) = runtime
-        .spawn(async move {
-            let app = Application::build(config).await?;
-            let base = app.base_url();
-            anyhow::Ok((base, tokio::spawn(app.run_until_stopped())))
-        })
-        .await??;
-    let app = RunningApp {
-        base,
-        server,
-        runtime: Some(runtime),
-        _data_dir: data_dir,
-    };
-    for _ in 0..1000 {
-        let ready = client.get(format!("{}/readyz", app.base)).send().await;
-        if ready.is_ok_and(|answer| answer.status() == StatusCode::OK) {
-            return Ok(app);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    bail!("the application never became ready")
 }
 
 /// One GraphQL request; its `data`, or the errors as a failure.
@@ -316,19 +260,6 @@ async fn wait_until_projected(
     Ok(())
 }
 
-async fn log_head(client: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
-    let answer: Value = client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    answer["logHead"]
-        .as_u64()
-        .with_context(|| format!("/readyz did not say the log head: {answer}"))
-}
-
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
@@ -353,77 +284,30 @@ fn latency_columns(histogram: &Histogram<u64>) -> String {
 // Where the CPU goes: the CPU time of each thread of this process, from `/proc` (Linux only;
 // elsewhere nothing is reported).
 
-/// CPU time so far of each live thread, by thread id, with the thread's name.
-struct ThreadTimes(HashMap<String, (String, Duration)>);
+/// The groups the CPU is reported in.
+const CPU_GROUPS: &[&str] = &[
+    "http workers",
+    "app runtime",
+    "blocking pool",
+    "log writer",
+    "bench",
+];
 
-impl ThreadTimes {
-    fn now() -> Self {
-        let mut threads = HashMap::new();
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return Self(threads);
-        };
-        for task in tasks.flatten() {
-            let path = task.path();
-            let name = std::fs::read_to_string(path.join("comm"))
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            // The first field of schedstat is the time spent on a CPU, in nanoseconds.
-            let on_cpu = std::fs::read_to_string(path.join("schedstat"))
-                .ok()
-                .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok());
-            if let Some(nanoseconds) = on_cpu {
-                threads.insert(
-                    task.file_name().to_string_lossy().into_owned(),
-                    (name, Duration::from_nanos(nanoseconds)),
-                );
-            }
-        }
-        Self(threads)
-    }
-
-    /// CPU used since `earlier` per group of threads (threads that ended meanwhile are missed);
-    /// threads of no known group are grouped by their name.
-    fn since(&self, earlier: &ThreadTimes) -> Vec<(String, Duration)> {
-        const GROUPS: &[&str] = &[
-            "http workers",
-            "app runtime",
-            "blocking pool",
-            "log writer",
-            "bench",
-        ];
-        let mut used: Vec<(String, Duration)> = GROUPS
-            .iter()
-            .map(|g| ((*g).to_owned(), Duration::ZERO))
-            .collect();
-        for (id, (name, now)) in &self.0 {
-            let before = earlier
-                .0
-                .get(id)
-                .map_or(Duration::ZERO, |(_, before)| *before);
-            // Thread names are cut to 15 bytes.
-            let group = if name.starts_with("actix-server wo") {
-                "http workers"
-            } else if name == APP_THREADS {
-                "app runtime"
-            } else if name.starts_with("tokio-runtime-w") || name == "tokio-rt-worker" {
-                // The blocking pools of the HTTP workers' runtimes.
-                "blocking pool"
-            } else if name.starts_with("event-log-writ") {
-                "log writer"
-            } else if name == BENCH_THREADS {
-                "bench"
-            } else {
-                name.as_str()
-            };
-            let spent = now.saturating_sub(before);
-            match used.iter_mut().find(|(g, _)| g == group) {
-                Some((_, total)) => *total += spent,
-                None => used.push((group.to_owned(), spent)),
-            }
-        }
-        used.retain(|(_, cpu)| !cpu.is_zero());
-        used
+/// The group of a thread, by its name; others are reported by their own name.
+fn cpu_group(name: &str) -> Option<&'static str> {
+    if name.starts_with("actix-server wo") {
+        Some("http workers")
+    } else if name == APP_THREADS {
+        Some("app runtime")
+    } else if name.starts_with("tokio-runtime-w") || name == "tokio-rt-worker" {
+        // The blocking pools of the HTTP workers' runtimes.
+        Some("blocking pool")
+    } else if name.starts_with("event-log-writ") {
+        Some("log writer")
+    } else if name == BENCH_THREADS {
+        Some("bench")
+    } else {
+        None
     }
 }
 
@@ -543,7 +427,7 @@ async fn load(workload: Workload, options: &Options) -> anyhow::Result<Load> {
     tokio::time::sleep_until(measure_from.into()).await;
     let threads = ThreadTimes::now();
     tokio::time::sleep_until(until.into()).await;
-    let cpu = ThreadTimes::now().since(&threads);
+    let cpu = ThreadTimes::now().since(&threads, CPU_GROUPS, cpu_group);
     let mut work = histogram()?;
     let mut gets = histogram()?;
     for client in clients {
@@ -782,69 +666,11 @@ fn ensure_open_files(needed: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_organization(
-    client: &reqwest::Client,
-    base: &str,
-    name: &str,
-) -> anyhow::Result<String> {
-    let response = client
-        .post(format!("{base}/v1/organizations"))
-        .bearer_auth(OPERATOR_TOKEN)
-        .json(&json!({ "name": name }))
-        .send()
-        .await?;
-    let status = response.status();
-    let body: Value = response.json().await?;
-    ensure!(
-        status == StatusCode::CREATED,
-        "creating {name} answered {status}: {body}"
-    );
-    body["apiKey"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no API key for {name}: {body}"))
-}
-
-/// Posts a JSON body of events; anything but 201 (every event new and stored) is a failure.
-async fn post_events(
-    client: &reqwest::Client,
-    url: &str,
-    key: &str,
-    body: Vec<u8>,
-) -> anyhow::Result<()> {
-    let response = client
-        .post(url)
-        .bearer_auth(key)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status();
-    let answer = response.bytes().await?;
-    ensure!(
-        status == StatusCode::CREATED,
-        "POST /v1/events answered {status}: {}",
-        String::from_utf8_lossy(&answer)
-    );
-    Ok(())
-}
-
 /// The producer's events: one organisation with one design; every request is self-contained
 /// (two material lots, a batch of the design made from both, a contribution to the batch, and
 /// lots to fill), so that requests in flight together cannot depend on each other's order.
 struct Producer {
     design: String,
-}
-
-fn urn() -> String {
-    format!("urn:uuid:{}", Uuid::new_v4())
-}
-
-fn submission(event_type: &str, payload: Value) -> Value {
-    json!({
-        "eventId": Uuid::now_v7().to_string(), "type": event_type,
-        "occurredAt": OCCURRED_AT, "payload": payload
-    })
 }
 
 impl Producer {
@@ -1303,7 +1129,7 @@ async fn part_b(options: &Options, base: &str) -> anyhow::Result<()> {
         }
     }
     let drained_in = produced_until.elapsed();
-    let cpu = ThreadTimes::now().since(&threads);
+    let cpu = ThreadTimes::now().since(&threads, CPU_GROUPS, cpu_group);
     let cpu_window = producing.elapsed();
     stop_sender.send_replace(true);
     let mut subscribers = Vec::with_capacity(tasks.len());
