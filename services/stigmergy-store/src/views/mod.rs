@@ -63,6 +63,17 @@ pub struct Held {
     pub unit: Unit,
 }
 
+impl Held {
+    /// A held amount as a store reads it back: the unit by its code.
+    pub(crate) fn read(resource: Iri, amount: f64, unit: &str) -> Result<Self> {
+        Ok(Self {
+            resource,
+            amount,
+            unit: Unit::from_code(unit).ok_or_else(|| corrupt(unit))?,
+        })
+    }
+}
+
 /// Whether a footprint version is the current one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FootprintStatus {

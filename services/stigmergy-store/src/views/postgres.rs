@@ -606,11 +606,7 @@ impl ViewStore for PostgresViewStore {
                     let unit: &str = row.try_get(1)?;
                     Ok((
                         Iri::parse(organization).map_err(corrupt)?,
-                        Held {
-                            resource: resource.clone(),
-                            amount: row.try_get(2)?,
-                            unit: Unit::from_code(unit).ok_or_else(|| corrupt(unit))?,
-                        },
+                        Held::read(resource.clone(), row.try_get(2)?, unit)?,
                     ))
                 })
                 .collect()
@@ -639,11 +635,11 @@ impl ViewStore for PostgresViewStore {
                 .map(|row| {
                     let resource: &str = row.try_get(0)?;
                     let unit: &str = row.try_get(1)?;
-                    Ok(Held {
-                        resource: Iri::parse(resource).map_err(corrupt)?,
-                        amount: row.try_get(2)?,
-                        unit: Unit::from_code(unit).ok_or_else(|| corrupt(unit))?,
-                    })
+                    Held::read(
+                        Iri::parse(resource).map_err(corrupt)?,
+                        row.try_get(2)?,
+                        unit,
+                    )
                 })
                 .collect()
         })

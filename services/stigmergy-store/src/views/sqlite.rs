@@ -611,22 +611,12 @@ impl ViewStore for SqliteViewStore {
                      GROUP BY m.organization, m.unit HAVING held > ?2
                      ORDER BY m.organization, m.unit",
                 )?;
-                let rows = statement.query_map(params![no, HELD_EPSILON], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, f64>(2)?,
-                    ))
-                })?;
+                let rows = statement.query_map(params![no, HELD_EPSILON], sum_row)?;
                 rows.map(|row| {
                     let (organization, unit, amount) = row?;
                     Ok((
                         Iri::parse(organization).map_err(corrupt)?,
-                        Held {
-                            resource: resource.clone(),
-                            amount,
-                            unit: Unit::from_code(&unit).ok_or_else(|| corrupt(&unit))?,
-                        },
+                        Held::read(resource.clone(), amount, &unit)?,
                     ))
                 })
                 .collect()
@@ -650,20 +640,11 @@ impl ViewStore for SqliteViewStore {
                      GROUP BY m.resource, m.unit HAVING held > ?2
                      ORDER BY r.iri, m.unit LIMIT ?3",
                 )?;
-                let rows = statement.query_map(params![organization, HELD_EPSILON, limit], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, f64>(2)?,
-                    ))
-                })?;
+                let rows =
+                    statement.query_map(params![organization, HELD_EPSILON, limit], sum_row)?;
                 rows.map(|row| {
                     let (iri, unit, amount) = row?;
-                    Ok(Held {
-                        resource: Iri::parse(iri).map_err(corrupt)?,
-                        amount,
-                        unit: Unit::from_code(&unit).ok_or_else(|| corrupt(&unit))?,
-                    })
+                    Held::read(Iri::parse(iri).map_err(corrupt)?, amount, &unit)
                 })
                 .collect()
             })
@@ -913,6 +894,11 @@ fn write_records(
         }
     }
     Ok(())
+}
+
+/// A row of (IRI, unit, sum) of the holdings queries.
+fn sum_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, f64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
 fn read_record(connection: &Connection, resource: i64) -> Result<Option<Record>> {
