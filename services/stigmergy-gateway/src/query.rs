@@ -35,7 +35,7 @@ impl Query {
     async fn resource(&self, context: &Context<'_>, id: String) -> Result<Option<Resource>> {
         let id = parse_iri("id", id)?;
         let record = views(context)?.record(&id).await.map_err(failed)?;
-        Ok(record.map(|record| Resource { id, record }))
+        Ok(record.map(|record| Resource::new(id, record)))
     }
 
     /// A design by its IRI: its licence, fork ancestry and descendants, the batches made from
@@ -429,6 +429,16 @@ impl EventNode {
 pub struct Design {
     id: Iri,
     record: Record,
+    /// What its publishing event said, read once however many of its fields a query asks.
+    published: tokio::sync::OnceCell<Option<Published>>,
+}
+
+/// What the event that published or forked a design said of it.
+#[derive(Clone, Debug)]
+struct Published {
+    licence: String,
+    version: String,
+    source_uri: Option<String>,
 }
 
 /// A design by its id, when it is one.
@@ -436,7 +446,11 @@ async fn design(context: &Context<'_>, id: Iri) -> Result<Option<Design>> {
     let record = views(context)?.record(&id).await.map_err(failed)?;
     Ok(record
         .filter(|record| record.kind == Kind::Design)
-        .map(|record| Design { id, record }))
+        .map(|record| Design {
+            id,
+            record,
+            published: tokio::sync::OnceCell::new(),
+        }))
 }
 
 /// A design in a fork tree, at its distance from the design asked about.
@@ -477,6 +491,38 @@ impl Design {
         }
         Ok((forks, batches))
     }
+
+    /// What the event that published or forked it said.
+    async fn published(&self, context: &Context<'_>) -> Result<Option<Published>> {
+        let published = self
+            .published
+            .get_or_try_init(|| async {
+                let timeline = views(context)?.timeline(&self.id).await.map_err(failed)?;
+                let published = |licence: &stigmergy_domain::Licence,
+                                 version: &stigmergy_domain::Name,
+                                 source: &Option<Iri>| Published {
+                    licence: licence.as_str().to_owned(),
+                    version: version.to_string(),
+                    source_uri: source.as_ref().map(Iri::to_string),
+                };
+                Ok::<_, async_graphql::Error>(
+                    timeline
+                        .iter()
+                        .filter(|entry| entry.role == Role::Created)
+                        .find_map(|entry| match &entry.event.payload {
+                            EventPayload::DesignPublished(p) => {
+                                Some(published(&p.licence, &p.version, &p.source_uri))
+                            }
+                            EventPayload::DesignForked(p) => {
+                                Some(published(&p.licence, &p.version, &p.source_uri))
+                            }
+                            _ => None,
+                        }),
+                )
+            })
+            .await?;
+        Ok(published.clone())
+    }
 }
 
 #[Object]
@@ -497,15 +543,15 @@ impl Design {
     /// Its licence (an SPDX identifier or the IRI of the licence text), its version and where
     /// its files are, as published.
     async fn licence(&self, context: &Context<'_>) -> Result<Option<String>> {
-        Ok(self.published(context).await?.map(|p| p.0))
+        Ok(self.published(context).await?.map(|p| p.licence))
     }
 
     async fn version(&self, context: &Context<'_>) -> Result<Option<String>> {
-        Ok(self.published(context).await?.map(|p| p.1))
+        Ok(self.published(context).await?.map(|p| p.version))
     }
 
     async fn source_uri(&self, context: &Context<'_>) -> Result<Option<String>> {
-        Ok(self.published(context).await?.and_then(|p| p.2))
+        Ok(self.published(context).await?.and_then(|p| p.source_uri))
     }
 
     /// The design it was forked from; null for an original.
@@ -585,36 +631,7 @@ impl Design {
 
     /// Everything else about it, as a resource: timeline, anomalies, lineage.
     async fn resource(&self) -> Resource {
-        Resource {
-            id: self.id.clone(),
-            record: self.record.clone(),
-        }
-    }
-}
-
-impl Design {
-    /// (licence, version, source) from the event that published or forked it.
-    async fn published(
-        &self,
-        context: &Context<'_>,
-    ) -> Result<Option<(String, String, Option<String>)>> {
-        let timeline = views(context)?.timeline(&self.id).await.map_err(failed)?;
-        Ok(timeline
-            .iter()
-            .filter(|entry| entry.role == Role::Created)
-            .find_map(|entry| match &entry.event.payload {
-                EventPayload::DesignPublished(p) => Some((
-                    p.licence.as_str().to_owned(),
-                    p.version.to_string(),
-                    p.source_uri.as_ref().map(Iri::to_string),
-                )),
-                EventPayload::DesignForked(p) => Some((
-                    p.licence.as_str().to_owned(),
-                    p.version.to_string(),
-                    p.source_uri.as_ref().map(Iri::to_string),
-                )),
-                _ => None,
-            }))
+        Resource::new(self.id.clone(), self.record.clone())
     }
 }
 
@@ -624,7 +641,7 @@ async fn resources(context: &Context<'_>, ids: Vec<Iri>) -> Result<Vec<Resource>
     let mut records = loader.load_many(ids.iter().cloned()).await?;
     Ok(ids
         .into_iter()
-        .filter_map(|id| records.remove(&id).map(|record| Resource { id, record }))
+        .filter_map(|id| records.remove(&id).map(|record| Resource::new(id, record)))
         .collect())
 }
 

@@ -17,6 +17,8 @@ pub const MAX_LINEAGE_DEPTH: u32 = 50;
 pub struct Resource {
     pub(crate) id: Iri,
     pub(crate) record: Record,
+    /// Its timeline, read once however many fields (timeline, journey, whereabouts) need it.
+    timeline: tokio::sync::OnceCell<Vec<stigmergy_store::TimelineEntry>>,
 }
 
 /// One event in a resource's life.
@@ -53,7 +55,7 @@ impl LineageNode {
 pub(crate) async fn resource_by_id(context: &Context<'_>, id: Iri) -> Result<Option<Resource>> {
     let loader = context.data::<DataLoader<RecordLoader>>()?;
     let record = loader.load_one(id.clone()).await?;
-    Ok(record.map(|record| Resource { id, record }))
+    Ok(record.map(|record| Resource::new(id, record)))
 }
 
 /// What flowed into what.
@@ -104,6 +106,23 @@ impl From<Lineage> for LineageGraph {
 }
 
 impl Resource {
+    pub(crate) fn new(id: Iri, record: Record) -> Self {
+        Self {
+            id,
+            record,
+            timeline: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Every event about it that is not retracted, from the views, read once.
+    async fn entries(&self, context: &Context<'_>) -> Result<&[stigmergy_store::TimelineEntry]> {
+        let entries = self
+            .timeline
+            .get_or_try_init(|| async { views(context)?.timeline(&self.id).await.map_err(failed) })
+            .await?;
+        Ok(entries)
+    }
+
     async fn walk(
         &self,
         context: &Context<'_>,
@@ -185,7 +204,7 @@ impl Resource {
         ) {
             return Ok(None);
         }
-        let timeline = views(context)?.timeline(&self.id).await.map_err(failed)?;
+        let timeline = self.entries(context).await?;
         let moves: Vec<_> = timeline
             .iter()
             .filter(|e| matches!(e.role, Role::Dispatched | Role::Received))
@@ -269,11 +288,12 @@ impl Resource {
 
     /// Its shipments in the order they were dispatched: who held it when and where.
     async fn journey(&self, context: &Context<'_>) -> Result<Vec<LegView>> {
-        let timeline = views(context)?.timeline(&self.id).await.map_err(failed)?;
-        let events: Vec<_> = timeline
-            .into_iter()
+        let events: Vec<_> = self
+            .entries(context)
+            .await?
+            .iter()
             .filter(|e| matches!(e.role, Role::Dispatched | Role::Received))
-            .map(|e| e.event)
+            .map(|e| e.event.clone())
             .collect();
         Ok(journey(&self.id, &events)
             .into_iter()
@@ -304,8 +324,9 @@ impl Resource {
 
     /// Every event about it that is not retracted, in `occurredAt` then log order.
     async fn timeline(&self, context: &Context<'_>) -> Result<Vec<TimelineEntry>> {
-        let timeline = views(context)?.timeline(&self.id).await.map_err(failed)?;
-        Ok(timeline
+        Ok(self
+            .entries(context)
+            .await?
             .iter()
             .map(|entry| TimelineEntry {
                 position: entry.position.0,
