@@ -10,20 +10,26 @@
 //! one fails too, the sequencer refuses all of them, reloads its state from the log and resumes.
 //! A request that retracts an event waits until every earlier event is durable, so the
 //! retracted event can be read back from the log.
+//!
+//! When other processes append to the same log (Kafka, several capture instances), a follower
+//! task reads the log behind the sequencer and hands it what it did not admit itself; each group
+//! is admitted against everything the follower has read by then. What two instances admit at the
+//! same moment cannot be checked against each other here: the projectors report such conflicts
+//! as anomalies.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use stigmergy_domain::rules::{CaptureState, Directory, Outcome, Refusal, RetractedEvents, Seal};
 use stigmergy_domain::{
     ContentDigest, EventId, EventPayload, LogPosition, OrganizationId, Submission, Timestamp,
 };
-use stigmergy_log::EventLog;
+use stigmergy_log::{EventLog, StoredEvent};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -129,8 +135,15 @@ impl Sequencer {
     }
 }
 
-/// Folds every event of the log into a fresh state.
+/// Folds every event of the log into a fresh state: every event durable when it is called,
+/// whoever appended it.
 pub async fn load_state(log: &dyn EventLog) -> stigmergy_log::Result<CaptureState> {
+    Ok(load_state_to(log).await?.0)
+}
+
+/// [`load_state`], and the position it read to.
+async fn load_state_to(log: &dyn EventLog) -> stigmergy_log::Result<(CaptureState, LogPosition)> {
+    log.sync().await?;
     let mut state = CaptureState::new();
     let mut after = LogPosition(0);
     loop {
@@ -138,31 +151,89 @@ pub async fn load_state(log: &dyn EventLog) -> stigmergy_log::Result<CaptureStat
         let Some(last) = page.last() else { break };
         after = last.position;
         for stored in page {
-            let mut retracted = RetractedEvents::new();
-            if let EventPayload::EventRetracted(p) = &stored.event.payload
-                && let Some(original) = log.get(p.event_id).await?
-            {
-                retracted.insert(p.event_id, original.event);
-            }
+            let retracted = retracted_by(log, &stored).await?;
             state.apply_recorded(&stored.event, stored.position, &retracted);
         }
     }
-    Ok(state)
+    Ok((state, after))
 }
 
-async fn load_until_it_works(log: &dyn EventLog) -> CaptureState {
+/// The event `stored` retracts, when it is a retraction of an event the log holds.
+async fn retracted_by(
+    log: &dyn EventLog,
+    stored: &StoredEvent,
+) -> stigmergy_log::Result<RetractedEvents> {
+    let mut retracted = RetractedEvents::new();
+    if let EventPayload::EventRetracted(p) = &stored.event.payload
+        && let Some(original) = log.get(p.event_id).await?
+    {
+        retracted.insert(p.event_id, original.event);
+    }
+    Ok(retracted)
+}
+
+/// An event another process appended, with what it retracts.
+struct Foreign {
+    stored: StoredEvent,
+    retracted: RetractedEvents,
+}
+
+/// Reads a shared log from its head as it is now, and sends every event on to the sequencer,
+/// which keeps those it did not admit itself. Restarts after a failure from where it was.
+async fn follow_foreign(
+    log: Arc<dyn EventLog>,
+    mut after: LogPosition,
+    sender: mpsc::UnboundedSender<Foreign>,
+) {
+    loop {
+        let mut events = log.follow(after);
+        while let Some(next) = events.next().await {
+            let read = match next {
+                Ok(stored) => retracted_by(log.as_ref(), &stored)
+                    .await
+                    .map(|retracted| Foreign { stored, retracted }),
+                Err(failure) => Err(failure),
+            };
+            match read {
+                Ok(foreign) => {
+                    after = foreign.stored.position;
+                    if sender.send(foreign).is_err() {
+                        return;
+                    }
+                }
+                Err(failure) => {
+                    warn!(error = %failure, "cannot follow the shared log; trying again");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Applies what other processes appended, as far as the follower has read.
+fn take_foreign(state: &mut CaptureState, foreign: &mut Option<mpsc::UnboundedReceiver<Foreign>>) {
+    let Some(receiver) = foreign else { return };
+    while let Ok(Foreign { stored, retracted }) = receiver.try_recv() {
+        if !state.knows_event(&stored.event.event_id) {
+            state.apply_recorded(&stored.event, stored.position, &retracted);
+        }
+    }
+}
+
+async fn load_until_it_works(log: &dyn EventLog) -> (CaptureState, LogPosition) {
     let mut delay = Duration::from_millis(100);
     loop {
-        match load_state(log)
+        match load_state_to(log)
             .instrument(info_span!("capture.load_state"))
             .await
         {
-            Ok(state) => {
+            Ok((state, position)) => {
                 info!(
                     events = state.event_count(),
                     "capture state loaded from the log"
                 );
-                return state;
+                return (state, position);
             }
             Err(failure) => {
                 error!(error = %failure, "cannot load the capture state from the log; retrying");
@@ -183,7 +254,12 @@ async fn run(
     max_group: usize,
     ready: watch::Sender<bool>,
 ) {
-    let mut state = load_until_it_works(log.as_ref()).await;
+    let (mut state, loaded) = load_until_it_works(log.as_ref()).await;
+    let mut foreign = log.is_shared().then(|| {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(follow_foreign(log.clone(), loaded, sender));
+        receiver
+    });
     ready.send_replace(true);
     let mut held_back: Option<Job> = None;
     // Groups whose appends are enqueued, oldest first. The log lands appends in the order they
@@ -238,6 +314,7 @@ async fn run(
                 Err(_) => break,
             }
         }
+        take_foreign(&mut state, &mut foreign);
         let retracted = match fetch_retracted(log.as_ref(), &group[0]).await {
             Ok(retracted) => retracted,
             Err(failure) => {
@@ -305,7 +382,7 @@ async fn recover(
         let finished = group.append.await;
         finish(state, group.admitted, finished);
     }
-    *state = load_until_it_works(log).await;
+    *state = load_until_it_works(log).await.0;
     log.resume();
     ready.send_replace(true);
 }

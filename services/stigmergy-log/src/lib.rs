@@ -1,5 +1,6 @@
-//! The event log of Stigmergy: the [`EventLog`] port every service appends to and reads from, and
-//! its embedded adapter [`EmbeddedLog`], a durable log in the data directory.
+//! The event log of Stigmergy: the [`EventLog`] port every service appends to and reads from, its
+//! embedded adapter [`EmbeddedLog`], a durable log in the data directory, and its Kafka adapter
+//! [`KafkaLog`], one topic per lifecycle stage read through a local mirror.
 //!
 //! An append is answered only once its events are durable, and it is atomic: all of its events
 //! are stored or none. Positions are dense and ordered; readers read from a position and can
@@ -7,6 +8,7 @@
 //! live in `stigmergy-domain`, the decision to append in the capture service).
 
 mod embedded;
+pub mod kafka;
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,6 +19,7 @@ use futures_util::stream::BoxStream;
 use stigmergy_domain::{Event, EventId, LogPosition};
 
 pub use embedded::{EmbeddedLog, EmbeddedLogConfig, SCHEMA as EMBEDDED_SCHEMA};
+pub use kafka::{KafkaConfig, KafkaLog};
 
 /// An event as the log holds it: where it is, and what it is.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,7 +42,9 @@ pub enum Error {
     Closed,
     #[error("the event log stopped accepting appends after a failed one")]
     Stopped,
-    #[error("unsupported event log URL {0:?}: use embedded://DIR")]
+    #[error("the Kafka broker failed: {0}")]
+    Kafka(String),
+    #[error("unsupported event log URL {0:?}: use embedded://DIR or kafka://HOST:PORT[,HOST:PORT]")]
     UnsupportedUrl(String),
 }
 
@@ -75,21 +80,48 @@ pub trait EventLog: Send + Sync + fmt::Debug {
 
     /// Every event after `after`, then each new one as it becomes durable, without end.
     fn follow(&self, after: LogPosition) -> BoxStream<'static, Result<StoredEvent>>;
+
+    /// Waits until reads see every event that was durable in the log when this was called,
+    /// whoever appended it. Immediate for a log this process alone appends to.
+    async fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether other processes append to this log too, so that a reader must expect events it
+    /// did not append.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
-/// Where the event log is, as a URL: `embedded://DIR` (a directory, relative or absolute).
+/// Where the event log is, as a URL: `embedded://DIR` (a directory, relative or absolute) or
+/// `kafka://HOST:PORT[,HOST:PORT]` (the bootstrap brokers).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogUrl {
     Embedded(std::path::PathBuf),
+    Kafka(String),
 }
 
 impl FromStr for LogUrl {
     type Err = Error;
     fn from_str(url: &str) -> Result<Self> {
-        match url.strip_prefix("embedded://") {
-            Some(dir) if !dir.is_empty() => Ok(Self::Embedded(dir.into())),
-            _ => Err(Error::UnsupportedUrl(url.to_owned())),
+        if let Some(dir) = url.strip_prefix("embedded://")
+            && !dir.is_empty()
+        {
+            return Ok(Self::Embedded(dir.into()));
         }
+        if let Some(brokers) = url.strip_prefix("kafka://") {
+            let valid = !brokers.is_empty()
+                && brokers.split(',').all(|broker| {
+                    broker
+                        .rsplit_once(':')
+                        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+                });
+            if valid {
+                return Ok(Self::Kafka(brokers.to_owned()));
+            }
+        }
+        Err(Error::UnsupportedUrl(url.to_owned()))
     }
 }
 
@@ -97,6 +129,7 @@ impl fmt::Display for LogUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Embedded(dir) => write!(f, "embedded://{}", dir.display()),
+            Self::Kafka(brokers) => write!(f, "kafka://{brokers}"),
         }
     }
 }

@@ -3,8 +3,13 @@
 //! transaction of the store. A crash replays the page it was in; applying is idempotent, so
 //! nothing is counted twice. The same runtime runs in the all-in-one process and on its own.
 //!
+//! In split mode, [`kafka::GroupProjector`] is the same projector as a member of a Kafka
+//! consumer group, keeping the group's offsets in the store with the views.
+//!
 //! It decides nothing about what the events mean: the index rows are the domain's
 //! (`stigmergy_domain::views`), the storage is the store's.
+
+pub mod kafka;
 
 use std::sync::Arc;
 
@@ -20,6 +25,8 @@ pub enum Error {
     Log(#[from] stigmergy_log::Error),
     #[error("writing the views failed")]
     Store(#[from] stigmergy_store::Error),
+    #[error("the Kafka consumer failed: {0}")]
+    Kafka(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -12,7 +12,7 @@ mod views;
 pub use organizations::{ApiKey, Organization, OrganizationDirectory};
 pub use views::{
     EventScope, FootprintStatus, FootprintVersion, HELD_EPSILON, Held, ListedEvent, MEMO_RESOURCES,
-    PostgresViewStore, SqliteViewStore, TimelineEntry, ViewStore, footprint_id,
+    PartitionOffset, PostgresViewStore, SqliteViewStore, TimelineEntry, ViewStore, footprint_id,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,8 @@
 //! benchmarks: a federation of maker organisations publishing and forking designs, sourcing
 //! material, fabricating, shipping, repairing and recycling batches, and now and then retracting
 //! an event. The same seed and [`Mix`] always give the same stream. This crate is not used by
-//! production code and must never become a dependency of it; it does no I/O.
+//! production code and must never become a dependency of it. The generators do no I/O; the one
+//! module that does, [`broker`], starts a throwaway Kafka-protocol broker for integration tests.
 //!
 //! [`generate`] returns a whole [`Scenario`]; [`Generator`] yields the same events one at a time
 //! for streams too large to hold. [`interleave`] reorders a stream the way partitions keyed by
@@ -26,6 +27,7 @@
 //! designs, batches, receipts or recycling, and identifiers other than `urn:uuid:`, EPC class
 //! URNs and `https://` IRIs.
 
+pub mod broker;
 mod catalogue;
 mod generator;
 mod holdings;

@@ -45,6 +45,9 @@ pub(crate) fn open_log(url: &str) -> anyhow::Result<Arc<dyn EventLog>> {
                 format!("cannot open the embedded event log in {}", dir.display())
             })?,
         )),
+        LogUrl::Kafka(_) => anyhow::bail!(
+            "`stigmergy serve` runs on the embedded log; the Kafka log is for `stigmergy capture`, `project` and `gateway`"
+        ),
     }
 }
 

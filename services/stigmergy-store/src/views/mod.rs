@@ -4,16 +4,23 @@
 //!
 //! Both keep the same tables: the events applied and their index rows (touches, flows,
 //! movements), the retracted ids, each resource's derived record, the footprint versions and each
-//! projector's position. `apply` writes a page of events, its index rows, the records the page
-//! changed (refreshed by the domain's `views::derive`) and the new position in ONE transaction,
-//! so a crash replays the page and the upserts make the replay harmless. Every query leaves out
-//! what retracted events contributed.
+//! projector's position, and the offsets each Kafka consumer group consumed. `apply` writes a
+//! page of events from the totally ordered log, its index rows, the records the page changed
+//! (refreshed by the domain's `views::derive`) and the new position in ONE transaction, so a crash
+//! replays the page and the upserts make the replay harmless. `apply_consumed` does the same for
+//! events consumed from partitioned topics, which carry no log position: it skips those the views
+//! already hold (a redelivery), numbers the others after the last position stored, and stores the
+//! group's consumed offsets ([`PartitionOffset`]) in the same transaction, so that the group
+//! resumes each partition where the views stand. Every query leaves out what retracted events
+//! contributed.
 
 mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use stigmergy_domain::views::{
@@ -33,6 +40,50 @@ pub struct TimelineEntry {
     pub position: LogPosition,
     pub event: Event,
     pub role: Role,
+}
+
+/// Where a consumer group is in one partition of a topic: the offset of the next message it reads.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartitionOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub next: i64,
+}
+
+/// The offsets of a consumed page, one per partition — the greatest where a partition comes more
+/// than once — in (topic, partition) order.
+pub(crate) fn merged_offsets(mut offsets: Vec<PartitionOffset>) -> Vec<PartitionOffset> {
+    offsets.sort_unstable();
+    let mut merged: Vec<PartitionOffset> = Vec::with_capacity(offsets.len());
+    for offset in offsets {
+        match merged.last_mut() {
+            // Sorted: a later offset of the same partition is the greater.
+            Some(last) if last.topic == offset.topic && last.partition == offset.partition => {
+                last.next = offset.next;
+            }
+            _ => merged.push(offset),
+        }
+    }
+    merged
+}
+
+/// The events of a consumed page that are new — neither among the `known` ids (those the views
+/// hold) nor a repeat of an id earlier in the page — at the positions after `head`, one each, in
+/// page order.
+pub(crate) fn unseen<S: BuildHasher>(
+    events: Vec<Event>,
+    mut known: HashSet<EventId, S>,
+    head: LogPosition,
+) -> Vec<(LogPosition, Event)> {
+    let mut next = head.0;
+    events
+        .into_iter()
+        .filter(|event| known.insert(event.event_id))
+        .map(|event| {
+            next += 1;
+            (LogPosition(next), event)
+        })
+        .collect()
 }
 
 /// Which events a listing walks: every one, or those one index finds.
@@ -252,6 +303,26 @@ pub trait ViewStore: Send + Sync + std::fmt::Debug {
     /// Applies a page of events — index rows, refreshed records, footprint versions — and moves
     /// `projector` past the last, in one transaction.
     async fn apply(&self, projector: &str, page: Vec<(LogPosition, Event)>) -> Result<()>;
+
+    /// The next offset `group` reads in each partition it has applied from, in (topic,
+    /// partition) order (empty before the first).
+    async fn consumed(&self, group: &str) -> Result<Vec<PartitionOffset>>;
+
+    /// Applies events consumed from partitioned topics and records `offsets` for `group`, in ONE
+    /// transaction. Events whose id the views already hold (a redelivery after a crash or a
+    /// rebalance, a producer retry) are skipped, and so is a repeat of an id within the page (the
+    /// first is kept); the others get the next positions after the last position the store
+    /// holds, in page order, and are applied exactly as [`apply`](Self::apply) applies a page
+    /// (index rows, refreshed records, footprint versions; the first-page path when the store is
+    /// empty), and `group`'s [`position`](Self::position) moves to the last of them. A stored
+    /// offset never moves back (the greater is kept), and the offsets are stored even when no
+    /// event is new. Returns the number of events that were new.
+    async fn apply_consumed(
+        &self,
+        group: &str,
+        events: Vec<Event>,
+        offsets: Vec<PartitionOffset>,
+    ) -> Result<usize>;
 
     /// Every event touching `resource` that is not retracted, in `occurredAt` then log order.
     async fn timeline(&self, resource: &Iri) -> Result<Vec<TimelineEntry>>;

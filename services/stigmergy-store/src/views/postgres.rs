@@ -6,7 +6,7 @@
 //! PostgreSQL orders by their 16 bytes as SQLite orders its blobs, and text is ordered by bytes
 //! (`COLLATE "C"`), whatever the database's collation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +23,8 @@ use stigmergy_domain::{
 use super::sqlite::{corrupt, kind_from, role_from};
 use super::{
     Derived, EventScope, FootprintStatus, FootprintVersion, HELD_EPSILON, Held, ListedEvent,
-    MEMO_RESOURCES, Remembered, TimelineEntry, ViewStore, derive_first_page, footprint_id,
-    methods_fingerprint, shared,
+    MEMO_RESOURCES, PartitionOffset, Remembered, TimelineEntry, ViewStore, derive_first_page,
+    footprint_id, merged_offsets, methods_fingerprint, shared, unseen,
 };
 use crate::{Error, Result};
 
@@ -133,13 +133,27 @@ CREATE UNIQUE INDEX view_events_by_position ON view_events (position);
 CREATE INDEX view_events_by_recorder ON view_events (recorded_by, position);
 ",
     ),
+    (
+        4,
+        "the offsets each Kafka consumer group consumed, stored with the views they produced",
+        "
+CREATE TABLE consumer_offsets (
+    consumer_group TEXT NOT NULL,
+    topic          TEXT NOT NULL,
+    partition      INTEGER NOT NULL,
+    next_offset    BIGINT NOT NULL,
+    PRIMARY KEY (consumer_group, topic, partition)
+);
+",
+    ),
 ];
 
 /// The advisory lock (one 64-bit key) held while migrating, so that two services starting
 /// together migrate one after the other.
 const MIGRATION_LOCK: i64 = 0x5374_6967_6d65_7267;
-/// The class of the advisory locks (two 32-bit keys: this and the hash of the projector's name)
-/// held by the transaction applying a page, so that one projector's pages never interleave.
+/// The class of the advisory locks (two 32-bit keys: this and the hash of the projector's name,
+/// or the consumer group's) held by the transaction applying a page, so that one projector's
+/// pages never interleave.
 const PROJECTOR_LOCK: i32 = 0x5669_6577;
 
 /// Connections kept open: the projector's one, and a few for the gateway's reads.
@@ -247,6 +261,37 @@ impl PostgresViewStore {
         .map_err(unavailable)?
     }
 
+    /// Runs `write` with a connection of the pool, the methods and what the refreshes read, kept
+    /// across pages; `write` returns the generation of the views it committed, if it wrote any,
+    /// and what it read is kept for the next page — or forgotten when it failed.
+    async fn write<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&mut Client, &Methods, &mut Remembered) -> Result<(T, Option<i64>)>
+        + Send
+        + 'static,
+    ) -> Result<T> {
+        let methods = self.methods.clone();
+        let remembered = self.remembered.clone();
+        self.run(move |client| {
+            let mut remembered = remembered
+                .lock()
+                .map_err(|_| unavailable("a views writer panicked"))?;
+            match write(client, &methods, &mut remembered) {
+                Ok((written, generation)) => {
+                    if let Some(generation) = generation {
+                        remembered.committed(generation);
+                    }
+                    Ok(written)
+                }
+                Err(error) => {
+                    remembered.failed();
+                    Err(error)
+                }
+            }
+        })
+        .await
+    }
+
     /// How many resources are upstream of `resource` up to `max_depth` levels, itself included,
     /// through the flows of events that are not retracted — computed by ONE recursive query, the
     /// baseline the level-by-level walk of [`ViewStore::lineage`] is measured against.
@@ -309,8 +354,8 @@ fn migrate(client: &mut Client) -> Result<()> {
 
 /// The views are derived data: when they were derived with other methods (other emission
 /// factors or value-equation weights) than `methods`, they are emptied, and the projectors,
-/// finding no position, replay the log into them from the start. The page count moves on, so a
-/// process holding facts in memory from before forgets them.
+/// finding no position (and no consumed offset), replay the log (the topics) into them from the
+/// start. The page count moves on, so a process holding facts in memory from before forgets them.
 fn rebuild_when_stale(client: &mut Client, methods: &Methods) -> Result<()> {
     let fingerprint = methods_fingerprint(methods);
     let mut transaction = client.transaction()?;
@@ -323,8 +368,8 @@ fn rebuild_when_stale(client: &mut Client, methods: &Methods) -> Result<()> {
         return Ok(());
     }
     transaction.batch_execute(
-        "TRUNCATE projector_positions, view_events, touches, flows, consignments, movements,
-                  records, footprints, retracted;
+        "TRUNCATE projector_positions, consumer_offsets, view_events, touches, flows,
+                  consignments, movements, records, footprints, retracted;
          UPDATE view_writes SET generation = generation + 1 WHERE id = 1;",
     )?;
     transaction.execute(
@@ -409,19 +454,47 @@ impl ViewStore for PostgresViewStore {
             return Ok(());
         };
         let projector = projector.to_owned();
-        let methods = self.methods.clone();
-        let remembered = self.remembered.clone();
+        self.write(move |client, methods, remembered| {
+            let generation =
+                apply_page(client, &projector, &shared(page), last, methods, remembered)?;
+            Ok(((), Some(generation)))
+        })
+        .await
+    }
+
+    async fn consumed(&self, group: &str) -> Result<Vec<PartitionOffset>> {
+        let group = group.to_owned();
         self.run(move |client| {
-            let mut remembered = remembered
-                .lock()
-                .map_err(|_| unavailable("a views writer panicked"))?;
-            let page = shared(page);
-            let applied = apply_page(client, &projector, &page, last, &methods, &mut remembered);
-            match applied {
-                Ok(generation) => remembered.committed(generation),
-                Err(_) => remembered.failed(),
-            }
-            applied.map(|_| ())
+            let rows = client.query(
+                "SELECT topic, partition, next_offset FROM consumer_offsets
+                 WHERE consumer_group = $1 ORDER BY topic COLLATE \"C\", partition",
+                &[&group],
+            )?;
+            rows.iter()
+                .map(|row| {
+                    Ok(PartitionOffset {
+                        topic: row.try_get(0)?,
+                        partition: row.try_get(1)?,
+                        next: row.try_get(2)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn apply_consumed(
+        &self,
+        group: &str,
+        events: Vec<Event>,
+        offsets: Vec<PartitionOffset>,
+    ) -> Result<usize> {
+        if events.is_empty() && offsets.is_empty() {
+            return Ok(0);
+        }
+        let group = group.to_owned();
+        self.write(move |client, methods, remembered| {
+            apply_consumed(client, &group, events, offsets, methods, remembered)
         })
         .await
     }
@@ -668,10 +741,95 @@ fn apply_page(
     remembered: &mut Remembered,
 ) -> Result<i64> {
     let mut transaction = client.transaction()?;
+    lock_projector(&mut transaction, projector)?;
+    let generation = write_page(&mut transaction, page, last, methods, remembered)?;
+    advance(&mut transaction, projector, last)?;
+    transaction.commit()?;
+    Ok(generation)
+}
+
+/// Applies events consumed from partitioned topics and stores `group`'s offsets, in one
+/// transaction (see [`ViewStore::apply_consumed`]); returns how many events were new, and the
+/// generation of the views written when any was.
+fn apply_consumed(
+    client: &mut Client,
+    group: &str,
+    events: Vec<Event>,
+    offsets: Vec<PartitionOffset>,
+    methods: &Methods,
+    remembered: &mut Remembered,
+) -> Result<(usize, Option<i64>)> {
+    let mut transaction = client.transaction()?;
+    // Before reading what the views hold: another process of the group waits until this one
+    // has committed, then finds its events.
+    lock_projector(&mut transaction, group)?;
+    let ids: Vec<uuid::Uuid> = events.iter().map(|event| event.event_id.uuid()).collect();
+    let known = transaction
+        .query(
+            "SELECT event_id FROM view_events WHERE event_id = ANY($1)",
+            &[&ids],
+        )?
+        .iter()
+        .map(|row| row.try_get(0).map(EventId::from_uuid))
+        .collect::<Result<HashSet<EventId>, _>>()?;
+    let head = position_from(
+        &transaction.query_one("SELECT COALESCE(MAX(position), 0) FROM view_events", &[])?,
+        0,
+    )?;
+    let page = shared(unseen(events, known, head));
+    let generation = match page.last() {
+        Some(&(last, _)) => {
+            let generation = write_page(&mut transaction, &page, last, methods, remembered)?;
+            advance(&mut transaction, group, last)?;
+            Some(generation)
+        }
+        None => None,
+    };
+    let offsets = merged_offsets(offsets);
+    let topics: Vec<&str> = offsets.iter().map(|o| o.topic.as_str()).collect();
+    let partitions: Vec<i32> = offsets.iter().map(|o| o.partition).collect();
+    let nexts: Vec<i64> = offsets.iter().map(|o| o.next).collect();
+    transaction.execute(
+        "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
+         SELECT $1::text, * FROM UNNEST($2::text[], $3::int[], $4::bigint[])
+         ON CONFLICT (consumer_group, topic, partition)
+         DO UPDATE SET next_offset = GREATEST(consumer_offsets.next_offset, excluded.next_offset)",
+        &[&group, &topics, &partitions, &nexts],
+    )?;
+    transaction.commit()?;
+    Ok((page.len(), generation))
+}
+
+/// Takes the advisory lock of `projector` (or consumer group) for the rest of the transaction.
+fn lock_projector(transaction: &mut Transaction<'_>, projector: &str) -> Result<()> {
     transaction.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext($2))",
         &[&PROJECTOR_LOCK, &projector],
     )?;
+    Ok(())
+}
+
+/// Moves `projector` to `last`, unless it is further already.
+fn advance(transaction: &mut Transaction<'_>, projector: &str, last: LogPosition) -> Result<()> {
+    transaction.execute(
+        "INSERT INTO projector_positions (projector, position) VALUES ($1, $2)
+         ON CONFLICT (projector)
+         DO UPDATE SET position = GREATEST(projector_positions.position, excluded.position)",
+        &[&projector, &position_param(last)?],
+    )?;
+    Ok(())
+}
+
+/// Writes a page at its positions — its events and index rows, the records it changes and the
+/// footprint versions they issue — in `transaction`, counting one more generation of the views,
+/// and returns that generation.
+fn write_page(
+    transaction: &mut Transaction<'_>,
+    page: &[(LogPosition, Arc<Event>)],
+    last: LogPosition,
+    methods: &Methods,
+    remembered: &mut Remembered,
+) -> Result<i64> {
     let generation: i64 = transaction
         .query_one(
             "UPDATE view_writes SET generation = generation + 1 WHERE id = 1 RETURNING generation",
@@ -688,34 +846,27 @@ fn apply_page(
         memo.clear();
         let derived = std::thread::scope(|scope| {
             let deriving = scope.spawn(move || derive_first_page(page, methods));
-            let written = store_page(&mut transaction, &mut statements, page);
+            let written = store_page(transaction, &mut statements, page);
             let derived = deriving
                 .join()
                 .map_err(|_| unavailable("deriving the views panicked"))?;
             written.and(derived)
         })?;
-        store_records(&mut transaction, &mut statements, derived, last)?;
+        store_records(transaction, &mut statements, derived, last)?;
     } else {
-        let indexes = store_page(&mut transaction, &mut statements, page)?;
+        let indexes = store_page(transaction, &mut statements, page)?;
         let indexed: Vec<(&Event, EventIndex)> = page
             .iter()
             .map(|(_, event)| event.as_ref())
             .zip(indexes)
             .collect();
         let mut facts = PostgresFacts {
-            transaction: &mut transaction,
+            transaction,
             statements,
             issued_at: last,
         };
         memo.refresh_page(&mut facts, &indexed, methods)?;
     }
-    transaction.execute(
-        "INSERT INTO projector_positions (projector, position) VALUES ($1, $2)
-         ON CONFLICT (projector)
-         DO UPDATE SET position = GREATEST(projector_positions.position, excluded.position)",
-        &[&projector, &position_param(last)?],
-    )?;
-    transaction.commit()?;
     Ok(generation)
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use stigmergy_domain::views::derive::{Facts, FootprintChange, Methods, Touching};
 use stigmergy_domain::views::{
     Direction, EventIndex, Flow, FlowKind, Holding, Lineage, Memo, Record, Role, walk,
@@ -16,8 +16,8 @@ use stigmergy_domain::{
 
 use super::{
     Derived, EventScope, FootprintStatus, FootprintVersion, HELD_EPSILON, Held, ListedEvent,
-    MEMO_RESOURCES, Remembered, TimelineEntry, ViewStore, derive_first_page, footprint_id,
-    methods_fingerprint, shared,
+    MEMO_RESOURCES, PartitionOffset, Remembered, TimelineEntry, ViewStore, derive_first_page,
+    footprint_id, merged_offsets, methods_fingerprint, shared, unseen,
 };
 use crate::sqlite::SharedConnection;
 use crate::{Error, Result};
@@ -108,6 +108,13 @@ CREATE TABLE IF NOT EXISTS view_writes (
     generation INTEGER NOT NULL
 ) STRICT;
 INSERT INTO view_writes (id, generation) VALUES (1, 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS consumer_offsets (
+    consumer_group TEXT NOT NULL,
+    topic          TEXT NOT NULL,
+    partition      INTEGER NOT NULL,
+    next_offset    INTEGER NOT NULL,
+    PRIMARY KEY (consumer_group, topic, partition)
+) STRICT, WITHOUT ROWID;
 ";
 
 /// The secondary indexes of the tables above (name, then what it indexes): dropped while a first
@@ -123,7 +130,7 @@ const INDEXES: &[&str] = &[
 ];
 
 /// The version of the tables above; a store written by another version is rebuilt.
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 /// Every table any version had, dropped for a rebuild.
 const TABLES: &[&str] = &[
@@ -140,11 +147,13 @@ const TABLES: &[&str] = &[
     "retracted_positions",
     "view_writes",
     "view_meta",
+    "consumer_offsets",
 ];
 
 /// The views are derived data: when they were written by another version of the tables, or
 /// with other methods (other emission factors or value-equation weights), they are dropped, and
-/// the projector, finding no position, replays the log into them from the start.
+/// the projector, finding no position (and no consumed offset), replays the log (the topics)
+/// into them from the start.
 fn rebuild_when_stale(connection: &Connection, methods: &Methods) -> Result<()> {
     let fingerprint = methods_fingerprint(methods);
     let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -330,6 +339,40 @@ impl SqliteViewStore {
         }
         self
     }
+
+    /// Runs `write` on the writing connection with the methods and what the writer keeps across
+    /// pages; `write` returns the generation of the views it committed, if it wrote any, and
+    /// what it read and numbered is kept for the next page — or forgotten when it failed.
+    async fn write<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&mut Connection, &Methods, &mut Writer) -> Result<(T, Option<i64>)>
+        + Send
+        + 'static,
+    ) -> Result<T> {
+        let methods = self.methods.clone();
+        let writer = self.writer.clone();
+        self.connection
+            .run(move |connection| {
+                let mut writer = writer
+                    .lock()
+                    .map_err(|_| Error::Unavailable("a views writer panicked".into()))?;
+                match write(connection, &methods, &mut writer) {
+                    Ok((written, generation)) => {
+                        if let Some(generation) = generation {
+                            writer.remembered.committed(generation);
+                            writer.numbers.committed();
+                        }
+                        Ok(written)
+                    }
+                    Err(error) => {
+                        writer.remembered.failed();
+                        writer.numbers = Numbers::default();
+                        Err(error)
+                    }
+                }
+            })
+            .await
+    }
 }
 
 #[async_trait]
@@ -351,33 +394,52 @@ impl ViewStore for SqliteViewStore {
     }
 
     async fn apply(&self, projector: &str, page: Vec<(LogPosition, Event)>) -> Result<()> {
+        let Some(last) = page.last().map(|(position, _)| *position) else {
+            return Ok(());
+        };
         let projector = projector.to_owned();
-        let methods = self.methods.clone();
-        let writer = self.writer.clone();
-        self.connection
+        self.write(move |connection, methods, writer| {
+            let generation =
+                apply_page(connection, &projector, &shared(page), last, methods, writer)?;
+            Ok(((), Some(generation)))
+        })
+        .await
+    }
+
+    async fn consumed(&self, group: &str) -> Result<Vec<PartitionOffset>> {
+        let group = group.to_owned();
+        self.reader
             .run(move |connection| {
-                let Some(last) = page.last().map(|(position, _)| *position) else {
-                    return Ok(());
-                };
-                let mut writer = writer
-                    .lock()
-                    .map_err(|_| Error::Unavailable("a views writer panicked".into()))?;
-                let page = shared(page);
-                let applied =
-                    apply_page(connection, &projector, &page, last, &methods, &mut writer);
-                match applied {
-                    Ok(generation) => {
-                        writer.remembered.committed(generation);
-                        writer.numbers.committed();
-                    }
-                    Err(_) => {
-                        writer.remembered.failed();
-                        writer.numbers = Numbers::default();
-                    }
-                }
-                applied.map(|_| ())
+                let mut statement = connection.prepare_cached(
+                    "SELECT topic, partition, next_offset FROM consumer_offsets
+                     WHERE consumer_group = ?1 ORDER BY topic, partition",
+                )?;
+                let rows = statement.query_map(params![group], |row| {
+                    Ok(PartitionOffset {
+                        topic: row.get(0)?,
+                        partition: row.get(1)?,
+                        next: row.get(2)?,
+                    })
+                })?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await
+    }
+
+    async fn apply_consumed(
+        &self,
+        group: &str,
+        events: Vec<Event>,
+        offsets: Vec<PartitionOffset>,
+    ) -> Result<usize> {
+        if events.is_empty() && offsets.is_empty() {
+            return Ok(0);
+        }
+        let group = group.to_owned();
+        self.write(move |connection, methods, writer| {
+            apply_consumed(connection, &group, events, offsets, methods, writer)
+        })
+        .await
     }
 
     async fn timeline(&self, resource: &Iri) -> Result<Vec<TimelineEntry>> {
@@ -663,6 +725,90 @@ fn apply_page(
     writer: &mut Writer,
 ) -> Result<i64> {
     let transaction = connection.transaction()?;
+    let generation = write_page(&transaction, page, last, methods, writer)?;
+    advance(&transaction, projector, last)?;
+    transaction.commit()?;
+    Ok(generation)
+}
+
+/// Applies events consumed from partitioned topics and stores `group`'s offsets, in one
+/// transaction (see [`ViewStore::apply_consumed`]); returns how many events were new, and the
+/// generation of the views written when any was.
+fn apply_consumed(
+    connection: &mut Connection,
+    group: &str,
+    events: Vec<Event>,
+    offsets: Vec<PartitionOffset>,
+    methods: &Methods,
+    writer: &mut Writer,
+) -> Result<(usize, Option<i64>)> {
+    // The write lock from the start, before reading what the views hold: another handle on the
+    // file waits until this one has committed, then finds its events.
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut known = HashSet::with_capacity(events.len());
+    {
+        let mut stored =
+            transaction.prepare_cached("SELECT 1 FROM view_events WHERE event_id = ?1")?;
+        for event in &events {
+            if stored.exists(params![&event.event_id.as_bytes()[..]])? {
+                known.insert(event.event_id);
+            }
+        }
+    }
+    let head: u64 = transaction.query_row(
+        "SELECT COALESCE(MAX(position), 0) FROM view_events",
+        [],
+        |row| row.get(0),
+    )?;
+    let page = shared(unseen(events, known, LogPosition(head)));
+    let generation = match page.last() {
+        Some(&(last, _)) => {
+            let generation = write_page(&transaction, &page, last, methods, writer)?;
+            advance(&transaction, group, last)?;
+            Some(generation)
+        }
+        None => None,
+    };
+    let mut offset = transaction.prepare_cached(
+        "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (consumer_group, topic, partition)
+         DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)",
+    )?;
+    for PartitionOffset {
+        topic,
+        partition,
+        next,
+    } in merged_offsets(offsets)
+    {
+        offset.execute(params![group, topic, partition, next])?;
+    }
+    drop(offset);
+    transaction.commit()?;
+    Ok((page.len(), generation))
+}
+
+/// Moves `projector` to `last`, unless it is further already.
+fn advance(transaction: &Transaction<'_>, projector: &str, last: LogPosition) -> Result<()> {
+    transaction
+        .prepare_cached(
+            "INSERT INTO projector_positions (projector, position) VALUES (?1, ?2)
+             ON CONFLICT (projector) DO UPDATE SET position = max(position, excluded.position)",
+        )?
+        .execute(params![projector, last.0])?;
+    Ok(())
+}
+
+/// Writes a page at its positions — its events and index rows, the records it changes and the
+/// footprint versions they issue — in `transaction`, counting one more generation of the views,
+/// and returns that generation.
+fn write_page(
+    transaction: &Transaction<'_>,
+    page: &[(LogPosition, Arc<Event>)],
+    last: LogPosition,
+    methods: &Methods,
+    writer: &mut Writer,
+) -> Result<i64> {
     let generation: i64 = transaction.query_row(
         "UPDATE view_writes SET generation = generation + 1 WHERE id = 1 RETURNING generation",
         [],
@@ -679,29 +825,23 @@ fn apply_page(
         |row| row.get(0),
     )?;
     if empty {
-        apply_first_page(&transaction, numbers, memo, page, last, methods)?;
+        apply_first_page(transaction, numbers, memo, page, last, methods)?;
     } else {
         let mut indexed = Vec::with_capacity(page.len());
         let mut events = HashMap::with_capacity(page.len());
         for (position, event) in page {
-            let index = store_event(&transaction, numbers, *position, event)?;
+            let index = store_event(transaction, numbers, *position, event)?;
             events.insert(index.position.0 as i64, event.clone());
             indexed.push((event.as_ref(), index));
         }
         let mut facts = SqliteFacts {
-            transaction: &transaction,
+            transaction,
             numbers,
             issued_at: last,
             events,
         };
         memo.refresh_page(&mut facts, &indexed, methods)?;
     }
-    transaction.execute(
-        "INSERT INTO projector_positions (projector, position) VALUES (?1, ?2)
-         ON CONFLICT (projector) DO UPDATE SET position = max(position, excluded.position)",
-        params![projector, last.0],
-    )?;
-    transaction.commit()?;
     Ok(generation)
 }
 

@@ -1,6 +1,8 @@
 //! The test suite every adapter of the views store passes: applying is idempotent, a retraction
 //! hides its event whenever it arrives, any order of arrival gives the same timelines, lineage
-//! and records as the log order, and footprint versions replace each other.
+//! and records as the log order, footprint versions replace each other, and events consumed from
+//! partitioned topics are applied once however often they are delivered, with the consumed
+//! offsets.
 //!
 //! Each case takes a [`Factory`] that opens a fresh, empty store; `view_store_tests!(factory)`
 //! turns every case into a test of the binary that includes this module.
@@ -12,7 +14,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use stigmergy_domain::views::{Direction, Methods};
 use stigmergy_domain::{Event, EventId, Iri, LogPosition};
-use stigmergy_store::{FootprintStatus, SqliteViewStore, ViewStore, footprint_id};
+use stigmergy_store::{
+    EventScope, FootprintStatus, PartitionOffset, SqliteViewStore, ViewStore, footprint_id,
+};
 
 /// Opens a fresh, empty store.
 pub type Factory = fn() -> Fresh;
@@ -72,6 +76,10 @@ macro_rules! view_store_tests {
             generated_streams_give_the_same_views_replayed_paged_interleaved_or_applied_twice,
             a_refused_first_page_changes_nothing_and_the_store_still_takes_one,
             listings_searches_and_holdings_agree_with_the_log,
+            consumed_pages_redelivered_and_repeated_give_the_views_of_the_stream_applied_once,
+            consumed_offsets_are_kept_per_group_and_never_move_back,
+            consumed_events_take_the_positions_after_the_last_and_list_in_the_order_applied,
+            two_handles_of_one_group_consuming_together_number_each_event_once,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -866,4 +874,378 @@ pub async fn listings_searches_and_holdings_agree_with_the_log(fresh: Factory) {
             }
         }
     }
+}
+
+/// The next pseudo-random number of a small linear congruential generator.
+fn draw(seed: &mut u64) -> usize {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (*seed >> 33) as usize
+}
+
+fn offset(topic: &str, partition: i32, next: i64) -> PartitionOffset {
+    PartitionOffset {
+        topic: topic.to_owned(),
+        partition,
+        next,
+    }
+}
+
+fn without_positions(page: &[(LogPosition, Event)]) -> Vec<Event> {
+    page.iter().map(|(_, event)| event.clone()).collect()
+}
+
+/// The pages of a log as a consumer group might receive them: each page with one of its events
+/// twice and up to three events delivered before mixed in (producer retries), then delivered
+/// again — on its own, or ahead of the next page (a redelivery after a crash or a rebalance).
+/// Each delivery comes with the offsets it reached and how many of its events are new: those of
+/// its page of the log, in their order.
+fn deliveries(
+    pages: &[Vec<(LogPosition, Event)>],
+    mut seed: u64,
+) -> Vec<(Vec<Event>, Vec<PartitionOffset>, usize)> {
+    let mut deliveries = Vec::new();
+    let mut delivered: Vec<Event> = Vec::new();
+    let mut again: Vec<Event> = Vec::new();
+    for (k, page) in pages.iter().enumerate() {
+        let mut events = without_positions(page);
+        let twice = draw(&mut seed) % events.len();
+        let at = twice + 1 + draw(&mut seed) % (events.len() - twice);
+        events.insert(at, events[twice].clone());
+        for _ in 0..delivered.len().min(3) {
+            let repeat = delivered[draw(&mut seed) % delivered.len()].clone();
+            let at = draw(&mut seed) % (events.len() + 1);
+            events.insert(at, repeat);
+        }
+        let offsets = vec![
+            offset("events", (k % 3) as i32, k as i64 + 1),
+            offset("events", 3, 2 * k as i64),
+        ];
+        let mut first = std::mem::take(&mut again);
+        first.extend(events.iter().cloned());
+        deliveries.push((first, offsets.clone(), page.len()));
+        if k % 2 == 0 {
+            deliveries.push((events, offsets, 0));
+        } else {
+            again = events;
+        }
+        delivered.extend(without_positions(page));
+    }
+    if !again.is_empty() {
+        deliveries.push((again, Vec::new(), 0));
+    }
+    deliveries
+}
+
+/// Every event the views list, in order: position, id, and whether it is retracted.
+async fn listing(store: &dyn ViewStore) -> Vec<(LogPosition, EventId, bool)> {
+    store
+        .events(&EventScope::All, LogPosition(0), usize::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.position, e.event.event_id, e.retracted))
+        .collect()
+}
+
+/// Asserts that two stores issued the same footprint versions, exactly, for every resource.
+async fn assert_same_versions(a: &dyn ViewStore, b: &dyn ViewStore, resources: &[Iri], what: &str) {
+    for resource in resources {
+        assert_eq!(
+            a.footprint_versions(resource).await.unwrap(),
+            b.footprint_versions(resource).await.unwrap(),
+            "{what}: the footprint versions of {resource} differ"
+        );
+    }
+}
+
+/// A generated stream in the order partitions deliver it (no order across subjects), consumed
+/// page by page with repeats within and across pages and every page delivered twice, gives
+/// exactly the views of the stream applied once in the same pages: records, timelines, lineage,
+/// footprint versions and the events listed.
+pub async fn consumed_pages_redelivered_and_repeated_give_the_views_of_the_stream_applied_once(
+    fresh: Factory,
+) {
+    for seed in 1..=3 {
+        let events = generated(seed);
+        let arrival = stigmergy_testkit::interleave(&events, seed);
+        let resources = mentioned(&events);
+        let pages = paged(logged(&arrival), seed + 11);
+        let once = store_with(fresh, pages.clone()).await;
+
+        let consumed = fresh();
+        let deliveries = deliveries(&pages, seed);
+        assert!(deliveries.len() > pages.len());
+        let mut reached = std::collections::BTreeMap::new();
+        for (n, (page, offsets, new)) in deliveries.into_iter().enumerate() {
+            for o in &offsets {
+                let next = reached
+                    .entry((o.topic.clone(), o.partition))
+                    .or_insert(o.next);
+                *next = o.next.max(*next);
+            }
+            assert_eq!(
+                consumed
+                    .apply_consumed("views", page, offsets)
+                    .await
+                    .unwrap(),
+                new,
+                "seed {seed}: the new events of delivery {n}"
+            );
+        }
+        let what = format!("seed {seed}, consumed");
+        assert_same_views(&*once, &*consumed, &resources, &what).await;
+        assert_same_versions(&*once, &*consumed, &resources, &what).await;
+        assert_eq!(
+            listing(&*consumed).await,
+            listing(&*once).await,
+            "{what}: the events listed"
+        );
+        assert_eq!(
+            consumed.position("views").await.unwrap(),
+            LogPosition(events.len() as u64)
+        );
+        let reached: Vec<PartitionOffset> = reached
+            .into_iter()
+            .map(|((topic, partition), next)| offset(&topic, partition, next))
+            .collect();
+        assert_eq!(reached.len(), 4);
+        assert_eq!(
+            consumed.consumed("views").await.unwrap(),
+            reached,
+            "{what}: the greatest offset of each partition"
+        );
+    }
+}
+
+/// Offsets are stored per consumer group and partition, in (topic, partition) order; a stored
+/// offset never moves back; they are stored even when every event is a repeat; and views rebuilt
+/// (other methods) forget them, so that the groups consume from the start again.
+pub async fn consumed_offsets_are_kept_per_group_and_never_move_back(fresh: Factory) {
+    let store = fresh();
+    let events = without_positions(&history());
+    assert!(store.consumed("views").await.unwrap().is_empty());
+    let new = store
+        .apply_consumed(
+            "views",
+            events[..5].to_vec(),
+            vec![
+                offset("lots", 1, 3),
+                offset("batches", 0, 2),
+                offset("lots", 0, 7),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(new, 5);
+    assert_eq!(
+        store.consumed("views").await.unwrap(),
+        vec![
+            offset("batches", 0, 2),
+            offset("lots", 0, 7),
+            offset("lots", 1, 3)
+        ],
+        "in (topic, partition) order"
+    );
+
+    // Partitions read again from before (a rebalance): nothing moves back, and of a partition
+    // named twice the greater offset is kept.
+    let new = store
+        .apply_consumed(
+            "views",
+            events[3..7].to_vec(),
+            vec![
+                offset("lots", 0, 5),
+                offset("lots", 1, 9),
+                offset("designs", 0, 1),
+                offset("lots", 1, 8),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(new, 2, "two of the four events are new");
+    let expected = vec![
+        offset("batches", 0, 2),
+        offset("designs", 0, 1),
+        offset("lots", 0, 7),
+        offset("lots", 1, 9),
+    ];
+    assert_eq!(store.consumed("views").await.unwrap(), expected);
+
+    // Every event a repeat: the views are as they were, the offsets move on.
+    let before = snapshot(&*store).await;
+    let new = store
+        .apply_consumed("views", events[..7].to_vec(), vec![offset("batches", 0, 4)])
+        .await
+        .unwrap();
+    assert_eq!(new, 0);
+    let mut expected = expected;
+    expected[0].next = 4;
+    assert_eq!(store.consumed("views").await.unwrap(), expected);
+    assert_eq!(snapshot(&*store).await, before);
+    assert_eq!(store.position("views").await.unwrap(), LogPosition(7));
+    store
+        .apply_consumed("views", Vec::new(), vec![offset("lots", 0, 8)])
+        .await
+        .unwrap();
+    expected[2].next = 8;
+    assert_eq!(store.consumed("views").await.unwrap(), expected);
+
+    // Another group keeps its own; its position stays where it was when no event was new.
+    assert!(store.consumed("audit").await.unwrap().is_empty());
+    let new = store
+        .apply_consumed("audit", events[..2].to_vec(), vec![offset("lots", 0, 1)])
+        .await
+        .unwrap();
+    assert_eq!(new, 0);
+    assert_eq!(
+        store.consumed("audit").await.unwrap(),
+        vec![offset("lots", 0, 1)]
+    );
+    assert_eq!(store.position("audit").await.unwrap(), LogPosition(0));
+    assert_eq!(store.consumed("views").await.unwrap(), expected);
+    assert!(store.consumed("unknown").await.unwrap().is_empty());
+
+    // Another process reads them; views rebuilt forget them.
+    let kept = (store.reopen)(Methods::default());
+    assert_eq!(kept.consumed("views").await.unwrap(), expected);
+    drop(kept);
+    let mut other = Methods::default();
+    other.factors.grid.world += 1.0;
+    other.factors.grid.by_country.clear();
+    let emptied = (store.reopen)(other);
+    assert!(emptied.consumed("views").await.unwrap().is_empty());
+    assert!(emptied.consumed("audit").await.unwrap().is_empty());
+    let new = emptied
+        .apply_consumed("views", events.clone(), vec![offset("lots", 0, 3)])
+        .await
+        .unwrap();
+    assert_eq!(new, events.len(), "the views rebuilt hold nothing");
+    assert_eq!(
+        emptied.consumed("views").await.unwrap(),
+        vec![offset("lots", 0, 3)]
+    );
+}
+
+/// Consumed events are numbered after the last position the store holds — from 1 in an empty
+/// store, after a page of the log otherwise — densely, in the order applied (the first of a
+/// repeated id), and listed in that order; the views are those of the same events applied at
+/// those positions.
+pub async fn consumed_events_take_the_positions_after_the_last_and_list_in_the_order_applied(
+    fresh: Factory,
+) {
+    let events = without_positions(&history_with_shipment_and_repair());
+    let e = |n: usize| events[n].clone();
+    let store = fresh();
+    let new = store
+        .apply_consumed("views", vec![e(3), e(0), e(3), e(1)], Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(new, 3);
+    store
+        .apply("log", vec![(LogPosition(10), e(2))])
+        .await
+        .unwrap();
+    let new = store
+        .apply_consumed("views", vec![e(5), e(0), e(4), e(5), e(2)], Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(new, 2);
+    let new = store
+        .apply_consumed("views", vec![e(13), e(12), e(9), e(10)], Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(new, 4);
+    let applied = [
+        (1, 3),
+        (2, 0),
+        (3, 1),
+        (10, 2),
+        (11, 5),
+        (12, 4),
+        (13, 13),
+        (14, 12),
+        (15, 9),
+        (16, 10),
+    ];
+    let positioned = |(position, n): (u64, usize)| (LogPosition(position), e(n));
+    assert_eq!(
+        listing(&*store)
+            .await
+            .into_iter()
+            .map(|(position, id, _)| (position, id))
+            .collect::<Vec<_>>(),
+        applied
+            .iter()
+            .map(|&(position, n)| (LogPosition(position), events[n].event_id))
+            .collect::<Vec<_>>(),
+        "dense after the last position, in the order applied"
+    );
+    let after: Vec<LogPosition> = store
+        .events(&EventScope::All, LogPosition(3), 3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(
+        after,
+        vec![LogPosition(10), LogPosition(11), LogPosition(12)]
+    );
+    assert_eq!(store.position("views").await.unwrap(), LogPosition(16));
+    assert_eq!(store.position("log").await.unwrap(), LogPosition(10));
+
+    let logged = store_with(
+        fresh,
+        vec![
+            applied[..3].iter().copied().map(positioned).collect(),
+            applied[3..4].iter().copied().map(positioned).collect(),
+            applied[4..6].iter().copied().map(positioned).collect(),
+            applied[6..].iter().copied().map(positioned).collect(),
+        ],
+    )
+    .await;
+    assert_eq!(snapshot(&*store).await, snapshot(&*logged).await);
+    let resources: Vec<Iri> = RESOURCES.iter().map(|name| resource(name)).collect();
+    assert_same_versions(&*logged, &*store, &resources, "consumed and logged").await;
+}
+
+/// Two processes of one consumer group applying overlapping pages together: one waits for the
+/// other, so every event is stored once, at positions 1, 2, …, and the new events they count add
+/// up to the stream.
+pub async fn two_handles_of_one_group_consuming_together_number_each_event_once(fresh: Factory) {
+    let events = generated(17);
+    let first = fresh();
+    let second = (first.reopen)(Methods::default());
+    for round in 0..2 {
+        let (a, b) = if round == 0 {
+            (events[..150].to_vec(), events[100..].to_vec())
+        } else {
+            (events.clone(), events[..60].to_vec())
+        };
+        let (a, b) = tokio::join!(
+            first.apply_consumed("views", a, vec![offset("events", 0, 150)]),
+            second.apply_consumed("views", b, vec![offset("events", 1, 240)])
+        );
+        let new = a.unwrap() + b.unwrap();
+        assert_eq!(new, if round == 0 { events.len() } else { 0 });
+    }
+    let listed = listing(&*first).await;
+    let positions: Vec<LogPosition> = listed.iter().map(|(p, _, _)| *p).collect();
+    let dense: Vec<LogPosition> = (1..=events.len() as u64).map(LogPosition).collect();
+    assert_eq!(positions, dense);
+    let mut ids: Vec<EventId> = listed.iter().map(|(_, id, _)| *id).collect();
+    ids.sort();
+    let mut expected: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "every event once");
+    assert_eq!(
+        second.consumed("views").await.unwrap(),
+        vec![offset("events", 0, 150), offset("events", 1, 240)]
+    );
+    assert_eq!(
+        first.position("views").await.unwrap(),
+        LogPosition(events.len() as u64)
+    );
 }

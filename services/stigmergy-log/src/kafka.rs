@@ -1,0 +1,837 @@
+//! The Kafka adapter: events go to one topic per lifecycle stage (`stigmergy.<stage>.v1`), keyed
+//! by their subject, through an idempotent producer with `acks=all`; reads come from a local
+//! mirror of those topics.
+//!
+//! **Appends.** One task enqueues appends in the order they were called, so the producer keeps
+//! that order within each partition; many appends are in flight at once, bounded by the
+//! producer's queue. An append is answered only once every one of its events has a delivery
+//! report, once every append before it succeeded (a failed append fails those after it, as the
+//! [`EventLog`] port's fail-stop rule says), and once the mirror holds its events, so that what
+//! this process appended is what it reads next.
+//!
+//! **The mirror.** Kafka keeps no total order across partitions and cannot find an event by id,
+//! yet capture's rules and the gateway's subscriptions need both. A consumer outside any group
+//! reads every partition of the stage topics and appends what it reads, in the order it reads
+//! it, to an [`EmbeddedLog`] in the mirror directory: its positions are local to this process,
+//! dense and durable, and `read_after`, `get`, `head` and `follow` read from it. Events already
+//! mirrored (a redelivery, a producer's retry after a lost acknowledgement) are skipped by id.
+//! The offsets it reached are kept beside it, so a restart reads only what it has not seen.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::{BoxFuture, Shared};
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt};
+use opentelemetry::propagation::{Extractor, Injector};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use stigmergy_domain::{Event, EventId, EventPayload, LogPosition, Stage};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{Instrument, error, info, info_span, warn};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::{EmbeddedLog, EmbeddedLogConfig, Error, EventLog, Result, StoredEvent};
+
+/// The topic of each lifecycle stage.
+pub fn stage_topic(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Design => "stigmergy.design.v1",
+        Stage::Contribution => "stigmergy.contribution.v1",
+        Stage::Fabrication => "stigmergy.fabrication.v1",
+        Stage::Logistics => "stigmergy.logistics.v1",
+        Stage::EndOfLife => "stigmergy.endoflife.v1",
+    }
+}
+
+/// The stage topics, the ones events are appended to.
+pub const STAGE_TOPICS: [&str; 5] = [
+    "stigmergy.design.v1",
+    "stigmergy.contribution.v1",
+    "stigmergy.fabrication.v1",
+    "stigmergy.logistics.v1",
+    "stigmergy.endoflife.v1",
+];
+
+/// Each resource's current open-metadata record (compacted; key = the resource's IRI).
+pub const METADATA_TOPIC: &str = "stigmergy.metadata.v1";
+/// The anomalies the projectors find (key = the resource's IRI).
+pub const ANOMALIES_TOPIC: &str = "stigmergy.anomalies.v1";
+
+/// The headers every event record carries (`docs/topics.md`).
+pub mod header {
+    /// The event's type, e.g. `BatchFabricated`.
+    pub const EVENT_TYPE: &str = "stigmergy-event-type";
+    /// The event's schema version, e.g. `1`.
+    pub const SCHEMA_VERSION: &str = "stigmergy-schema-version";
+    /// The event's id (the same as the value's `eventId`).
+    pub const EVENT_ID: &str = "stigmergy-event-id";
+    /// The value's media type: `application/json`.
+    pub const CONTENT_TYPE: &str = "content-type";
+    /// W3C trace context of the request that recorded the event, when it was traced.
+    pub const TRACEPARENT: &str = "traceparent";
+    pub const TRACESTATE: &str = "tracestate";
+}
+
+/// How this process talks to Kafka.
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port]`.
+    pub brokers: String,
+    /// Partitions of each topic created at start (existing topics are left as they are).
+    pub partitions: i32,
+    /// Replicas of each partition of a topic created at start.
+    pub replication: i32,
+    /// How long the producer tries to deliver a record before the append fails
+    /// (`message.timeout.ms`), and how long an append waits for the mirror.
+    pub delivery_timeout: Duration,
+    /// Most records the producer holds undelivered (`queue.buffering.max.messages`).
+    pub max_in_flight: usize,
+    /// How long the producer waits to fill a batch (`linger.ms`).
+    pub linger: Duration,
+}
+
+impl KafkaConfig {
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            partitions: 6,
+            replication: 1,
+            delivery_timeout: Duration::from_secs(10),
+            max_in_flight: 100_000,
+            linger: Duration::from_millis(2),
+        }
+    }
+
+    /// The settings every client of this process shares.
+    pub fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", "stigmergy")
+            .set("reconnect.backoff.max.ms", "1000")
+            .set("log_level", "4");
+        config
+    }
+
+    /// The settings of a consumer that stores no offsets in Kafka: the caller keeps them.
+    pub fn consumer(&self, group: &str) -> ClientConfig {
+        let mut config = self.client();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", "20");
+        config
+    }
+
+    /// The settings of the idempotent, `acks=all` producer.
+    pub fn producer(&self) -> ClientConfig {
+        let mut config = self.client();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("max.in.flight.requests.per.connection", "5")
+            // The Java client's partitioner, so any producer puts a key where this one does.
+            .set("partitioner", "murmur2_random")
+            .set(
+                "message.timeout.ms",
+                self.delivery_timeout.as_millis().to_string(),
+            )
+            .set(
+                "queue.buffering.max.messages",
+                self.max_in_flight.to_string(),
+            )
+            .set("linger.ms", self.linger.as_millis().to_string());
+        config
+    }
+}
+
+fn kafka(error: KafkaError) -> Error {
+    Error::Kafka(error.to_string())
+}
+
+/// Creates the stage, metadata and anomalies topics that are missing: stage topics keep their
+/// records forever (they are the system of record), the metadata topic is compacted.
+pub async fn ensure_topics(config: &KafkaConfig) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = config.client().create().map_err(kafka)?;
+    let replication = || TopicReplication::Fixed(config.replication);
+    let mut topics: Vec<NewTopic<'_>> = STAGE_TOPICS
+        .iter()
+        .map(|name| NewTopic::new(name, config.partitions, replication()).set("retention.ms", "-1"))
+        .collect();
+    topics.push(
+        NewTopic::new(METADATA_TOPIC, config.partitions, replication())
+            .set("cleanup.policy", "compact"),
+    );
+    topics.push(NewTopic::new(
+        ANOMALIES_TOPIC,
+        config.partitions,
+        replication(),
+    ));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for outcome in admin
+        .create_topics(&topics, &options)
+        .await
+        .map_err(kafka)?
+    {
+        match outcome {
+            Ok(topic) => info!(topic, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(Error::Kafka(format!("cannot create topic {topic}: {code}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The partitions of `topics`, as the broker has them now.
+pub fn partitions_of(
+    consumer: &impl Consumer,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<Vec<(String, i32)>> {
+    let mut partitions = Vec::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(kafka)?;
+        let found = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == *topic)
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .ok_or_else(|| Error::Kafka(format!("topic {topic} has no partitions")))?;
+        partitions.extend(
+            found
+                .partitions()
+                .iter()
+                .map(|p| (topic.to_string(), p.id())),
+        );
+    }
+    Ok(partitions)
+}
+
+struct HeaderInjector<'a>(&'a mut Vec<(String, String)>);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.push((key.to_owned(), value));
+    }
+}
+
+/// The W3C trace context of `span`, as record headers (none when tracing is not exported).
+pub fn trace_headers(span: &tracing::Span) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    let context = span.context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut HeaderInjector(&mut headers));
+    });
+    headers
+}
+
+struct HeaderExtractor<'a, M>(&'a M);
+
+impl<M: Message> Extractor for HeaderExtractor<'_, M> {
+    fn get(&self, key: &str) -> Option<&str> {
+        let headers = self.0.headers()?;
+        headers
+            .iter()
+            .find(|header| header.key.eq_ignore_ascii_case(key))
+            .and_then(|header| header.value)
+            .and_then(|value| std::str::from_utf8(value).ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .headers()
+            .map(|headers| headers.iter().map(|header| header.key).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Makes `span` a continuation of the trace a record's `traceparent` header names, when it
+/// names one: the capture request that recorded the event.
+pub fn continue_trace(span: &tracing::Span, message: &impl Message) {
+    let context = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(message))
+    });
+    use opentelemetry::trace::TraceContextExt as _;
+    let remote = context.span().span_context().clone();
+    if remote.is_valid() {
+        span.add_link(remote);
+    }
+}
+
+/// The record of one event: its value is the envelope as `GET /v1/events/{id}` serves it.
+fn record_headers(event: &Event, trace: &[(String, String)]) -> OwnedHeaders {
+    let event_id = event.event_id.to_string();
+    let schema_version = event.schema_version.get().to_string();
+    let mut headers = OwnedHeaders::new_with_capacity(4 + trace.len())
+        .insert(Header {
+            key: header::EVENT_TYPE,
+            value: Some(event.event_type().name()),
+        })
+        .insert(Header {
+            key: header::SCHEMA_VERSION,
+            value: Some(schema_version.as_str()),
+        })
+        .insert(Header {
+            key: header::EVENT_ID,
+            value: Some(event_id.as_str()),
+        })
+        .insert(Header {
+            key: header::CONTENT_TYPE,
+            value: Some("application/json"),
+        });
+    for (key, value) in trace {
+        headers = headers.insert(Header {
+            key: key.as_str(),
+            value: Some(value.as_str()),
+        });
+    }
+    headers
+}
+
+/// Reads the event a record holds.
+pub fn decode(message: &impl Message) -> Result<Event> {
+    let payload = message
+        .payload()
+        .ok_or_else(|| Error::Corrupt("a record without a value".into()))?;
+    serde_json::from_slice(payload).map_err(|e| {
+        Error::Corrupt(format!(
+            "record {}/{}@{} is not an event: {e}",
+            message.topic(),
+            message.partition(),
+            message.offset()
+        ))
+    })
+}
+
+/// The next offset to read in each partition.
+type Offsets = BTreeMap<(String, i32), i64>;
+
+const OFFSETS_FILE: &str = "offsets.json";
+
+fn read_offsets(dir: &Path) -> Result<Offsets> {
+    let path = dir.join(OFFSETS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Offsets::new()),
+        Err(e) => return Err(Error::Corrupt(format!("{}: {e}", path.display()))),
+    };
+    let listed: Vec<(String, i32, i64)> = serde_json::from_str(&text)
+        .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+    Ok(listed.into_iter().map(|(t, p, o)| ((t, p), o)).collect())
+}
+
+fn write_offsets(dir: &Path, offsets: &Offsets) -> std::io::Result<()> {
+    let listed: Vec<(&str, i32, i64)> = offsets
+        .iter()
+        .map(|((t, p), o)| (t.as_str(), *p, *o))
+        .collect();
+    let temporary = dir.join("offsets.json.tmp");
+    std::fs::write(&temporary, serde_json::to_vec(&listed)?)?;
+    std::fs::rename(&temporary, dir.join(OFFSETS_FILE))
+}
+
+/// The event log on Kafka, read through this process's mirror of its topics.
+#[derive(Clone)]
+pub struct KafkaLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: KafkaConfig,
+    mirror: EmbeddedLog,
+    mirrored: watch::Receiver<Offsets>,
+    consumer: Arc<StreamConsumer>,
+    partitions: Vec<(String, i32)>,
+    requests: mpsc::UnboundedSender<Append>,
+    stopped: Arc<AtomicBool>,
+    epoch: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for KafkaLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaLog")
+            .field("brokers", &self.inner.config.brokers)
+            .field("partitions", &self.inner.partitions.len())
+            .field("mirror", &self.inner.mirror)
+            .finish()
+    }
+}
+
+struct Append {
+    events: Vec<Event>,
+    trace: Vec<(String, String)>,
+    reply: oneshot::Sender<Result<Vec<LogPosition>>>,
+    span: tracing::Span,
+}
+
+impl KafkaLog {
+    /// Creates the topics that are missing, opens the mirror in `mirror_dir` and starts
+    /// following the topics into it. Must run inside a Tokio runtime.
+    pub async fn open(config: KafkaConfig, mirror_dir: &Path) -> Result<Self> {
+        ensure_topics(&config).await?;
+        let mirror = EmbeddedLog::open(mirror_dir, EmbeddedLogConfig::default())?;
+        let consumer: StreamConsumer = config
+            .consumer(&format!("stigmergy-mirror-{}", uuid::Uuid::new_v4()))
+            .create()
+            .map_err(kafka)?;
+        let consumer = Arc::new(consumer);
+        let partitions = {
+            let consumer = consumer.clone();
+            tokio::task::spawn_blocking(move || {
+                partitions_of(consumer.as_ref(), &STAGE_TOPICS, Duration::from_secs(30))
+            })
+            .await
+            .map_err(|_| Error::Closed)??
+        };
+        let mut offsets = read_offsets(mirror_dir)?;
+        let mut assignment = TopicPartitionList::new();
+        for (topic, partition) in &partitions {
+            let offset = offsets
+                .get(&(topic.clone(), *partition))
+                .map_or(Offset::Beginning, |next| Offset::Offset(*next));
+            assignment
+                .add_partition_offset(topic, *partition, offset)
+                .map_err(kafka)?;
+            offsets.entry((topic.clone(), *partition)).or_insert(0);
+        }
+        consumer.assign(&assignment).map_err(kafka)?;
+        let (progress, mirrored) = watch::channel(offsets.clone());
+        tokio::spawn(mirror_loop(
+            consumer.clone(),
+            mirror.clone(),
+            mirror_dir.to_owned(),
+            offsets,
+            progress,
+        ));
+        let producer: FutureProducer = config.producer().create().map_err(kafka)?;
+        let (requests, receiver) = mpsc::unbounded_channel();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let epoch = Arc::new(AtomicU64::new(0));
+        tokio::spawn(produce_loop(
+            receiver,
+            Producing {
+                config: config.clone(),
+                recent: std::sync::Mutex::new((HashMap::new(), VecDeque::new())),
+                producer,
+                mirror: mirror.clone(),
+                mirrored: mirrored.clone(),
+                stopped: stopped.clone(),
+                epoch: epoch.clone(),
+                timeout: config.delivery_timeout,
+            },
+        ));
+        info!(brokers = %config.brokers, partitions = partitions.len(), mirror = %mirror_dir.display(), "kafka event log open");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                mirror,
+                mirrored,
+                consumer,
+                partitions,
+                requests,
+                stopped,
+                epoch,
+            }),
+        })
+    }
+
+    /// The partitions of the stage topics this log reads.
+    pub fn partitions(&self) -> &[(String, i32)] {
+        &self.inner.partitions
+    }
+
+    /// Where the mirror is.
+    pub fn mirror_path(&self) -> &Path {
+        self.inner.mirror.path()
+    }
+}
+
+/// Waits until the mirror has read up to `wanted` (the next offset to read, per partition).
+async fn mirrored_up_to(
+    mirrored: &mut watch::Receiver<Offsets>,
+    wanted: &[((String, i32), i64)],
+    timeout: Duration,
+) -> Result<()> {
+    let reached = |offsets: &Offsets| {
+        wanted
+            .iter()
+            .all(|(partition, next)| offsets.get(partition).is_some_and(|have| have >= next))
+    };
+    match tokio::time::timeout(timeout, mirrored.wait_for(|offsets| reached(offsets))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err(Error::Closed),
+        Err(_) => Err(Error::Kafka(format!(
+            "the mirror did not read the topics up to what was delivered within {timeout:?}"
+        ))),
+    }
+}
+
+/// How many of the events this process enqueued last are remembered with their stage, for
+/// retractions appended before the mirror has read what they retract.
+const RECENT_STAGES: usize = 65_536;
+
+struct Producing {
+    config: KafkaConfig,
+    recent: std::sync::Mutex<(HashMap<EventId, Stage>, VecDeque<EventId>)>,
+    producer: FutureProducer,
+    mirror: EmbeddedLog,
+    mirrored: watch::Receiver<Offsets>,
+    stopped: Arc<AtomicBool>,
+    epoch: Arc<AtomicU64>,
+    timeout: Duration,
+}
+
+impl Producing {
+    /// The topic an event goes to: its stage's, or for a retraction the stage of what it
+    /// retracts (with the same key, so it lands after it in the same partition).
+    async fn stage_of(&self, event: &Event) -> Result<Stage> {
+        if let Some(stage) = event.event_type().stage() {
+            return Ok(stage);
+        }
+        let EventPayload::EventRetracted(retraction) = &event.payload else {
+            return Err(Error::Corrupt(format!(
+                "event {} has no stage",
+                event.event_id
+            )));
+        };
+        if let Some(stage) = self.recent_stage(&retraction.event_id) {
+            return Ok(stage);
+        }
+        let original = self.mirror.get(retraction.event_id).await?.ok_or_else(|| {
+            Error::Corrupt(format!(
+                "retracted event {} is not in the log",
+                retraction.event_id
+            ))
+        })?;
+        Box::pin(self.stage_of(&original.event)).await
+    }
+
+    fn recent_stage(&self, event_id: &EventId) -> Option<Stage> {
+        let recent = self.recent.lock().ok()?;
+        recent.0.get(event_id).copied()
+    }
+
+    fn remember(&self, event_id: EventId, stage: Stage) {
+        let Ok(mut recent) = self.recent.lock() else {
+            return;
+        };
+        let (stages, order) = &mut *recent;
+        if stages.insert(event_id, stage).is_none() {
+            order.push_back(event_id);
+        }
+        while order.len() > RECENT_STAGES {
+            if let Some(oldest) = order.pop_front() {
+                stages.remove(&oldest);
+            }
+        }
+    }
+
+    /// Enqueues the records of one append, in order, waiting while the producer's queue is full.
+    async fn enqueue(&self, append: &Append) -> Result<Vec<(&'static str, DeliveryFuture)>> {
+        let mut deliveries = Vec::with_capacity(append.events.len());
+        for event in &append.events {
+            let stage = self.stage_of(event).await?;
+            self.remember(event.event_id, stage);
+            let topic = stage_topic(stage);
+            let value = serde_json::to_vec(event).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let key = event.subject.as_str();
+            let mut record = FutureRecord::to(topic)
+                .key(key)
+                .payload(&value)
+                .headers(record_headers(event, &append.trace));
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        deliveries.push((topic, delivery));
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err((failure, _)) => return Err(kafka(failure)),
+                }
+            }
+        }
+        Ok(deliveries)
+    }
+}
+
+async fn produce_loop(mut requests: mpsc::UnboundedReceiver<Append>, mut producing: Producing) {
+    let succeeded = || futures_util::future::ready(true).boxed().shared();
+    let mut previous: Shared<BoxFuture<'static, bool>> = succeeded();
+    let mut epoch = producing.epoch.load(Ordering::SeqCst);
+    while let Some(append) = requests.recv().await {
+        let now = producing.epoch.load(Ordering::SeqCst);
+        if now != epoch {
+            // `resume` was called: what failed before no longer fails what comes now, and a new
+            // producer starts a new idempotent session (a broker that lost or refuses the old
+            // one's sequence would otherwise refuse every record after a failure).
+            epoch = now;
+            previous = succeeded();
+            match producing.config.producer().create() {
+                Ok(fresh) => producing.producer = fresh,
+                Err(failure) => {
+                    warn!(error = %failure, "cannot start a new producer; keeping the old one")
+                }
+            }
+        }
+        if producing.stopped.load(Ordering::SeqCst) {
+            let _ = append.reply.send(Err(Error::Stopped));
+            continue;
+        }
+        let deliveries = match producing
+            .enqueue(&append)
+            .instrument(append.span.clone())
+            .await
+        {
+            Ok(deliveries) => deliveries,
+            Err(failure) => {
+                producing.stopped.store(true, Ordering::SeqCst);
+                previous = futures_util::future::ready(false).boxed().shared();
+                let _ = append.reply.send(Err(failure));
+                continue;
+            }
+        };
+        let (outcome, next) = oneshot::channel::<bool>();
+        let before = std::mem::replace(
+            &mut previous,
+            async move { next.await.unwrap_or(false) }.boxed().shared(),
+        );
+        let ids: Vec<EventId> = append.events.iter().map(|e| e.event_id).collect();
+        let mirror = producing.mirror.clone();
+        let mut mirrored = producing.mirrored.clone();
+        let stopped = producing.stopped.clone();
+        let timeout = producing.timeout;
+        let span = append.span;
+        let reply = append.reply;
+        tokio::spawn(
+            async move {
+                let result =
+                    settle(deliveries, before, &mirror, &mut mirrored, &ids, timeout).await;
+                if result.is_err() {
+                    stopped.store(true, Ordering::SeqCst);
+                }
+                let _ = outcome.send(result.is_ok());
+                let _ = reply.send(result);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// The outcome of one append: every delivery report, the appends before it, then the mirror.
+async fn settle(
+    deliveries: Vec<(&'static str, DeliveryFuture)>,
+    before: Shared<BoxFuture<'static, bool>>,
+    mirror: &EmbeddedLog,
+    mirrored: &mut watch::Receiver<Offsets>,
+    ids: &[EventId],
+    timeout: Duration,
+) -> Result<Vec<LogPosition>> {
+    let mut wanted: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut failure = None;
+    for (topic, delivery) in deliveries {
+        match delivery.await {
+            Ok(Ok(delivered)) => {
+                let next = wanted
+                    .entry((topic.to_owned(), delivered.partition))
+                    .or_default();
+                *next = (*next).max(delivered.offset + 1);
+            }
+            Ok(Err((error, _))) => {
+                failure.get_or_insert(kafka(error));
+            }
+            Err(_) => {
+                failure.get_or_insert(Error::Closed);
+            }
+        }
+    }
+    if !before.await {
+        return Err(Error::Stopped);
+    }
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    let wanted: Vec<_> = wanted.into_iter().collect();
+    mirrored_up_to(mirrored, &wanted, timeout).await?;
+    let mut positions = Vec::with_capacity(ids.len());
+    for id in ids {
+        let stored = mirror.get(*id).await?.ok_or_else(|| {
+            Error::Corrupt(format!("event {id} was delivered but is not in the mirror"))
+        })?;
+        positions.push(stored.position);
+    }
+    Ok(positions)
+}
+
+/// Follows every partition of the stage topics into the mirror.
+async fn mirror_loop(
+    consumer: Arc<StreamConsumer>,
+    mirror: EmbeddedLog,
+    dir: PathBuf,
+    mut offsets: Offsets,
+    progress: watch::Sender<Offsets>,
+) {
+    let mut stream = consumer.stream();
+    loop {
+        let Some(first) = stream.next().await else {
+            return;
+        };
+        let mut batch = Vec::new();
+        let mut received = vec![first];
+        while received.len() < 2048 {
+            match stream.next().now_or_never() {
+                Some(Some(next)) => received.push(next),
+                _ => break,
+            }
+        }
+        for message in received {
+            let message = match message {
+                Ok(message) => message,
+                Err(failure) => {
+                    warn!(error = %failure, "the mirror cannot read the topics; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            match decode(&message) {
+                Ok(event) => batch.push(event),
+                Err(failure) => error!(error = %failure, "skipping a record that is not an event"),
+            }
+            offsets.insert(
+                (message.topic().to_owned(), message.partition()),
+                message.offset() + 1,
+            );
+        }
+        let span = info_span!("log.mirror", events = batch.len());
+        while let Err(failure) = mirror_new(&mirror, batch.clone())
+            .instrument(span.clone())
+            .await
+        {
+            error!(error = %failure, "the mirror cannot store what it read; retrying");
+            mirror.resume();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if let Err(failure) = write_offsets(&dir, &offsets) {
+            // Not fatal: a restart reads again what it has mirrored, and skips it by id.
+            warn!(error = %failure, "cannot keep the mirror's offsets");
+        }
+        progress.send_replace(offsets.clone());
+    }
+}
+
+/// Appends to the mirror the events it does not hold yet, once each.
+async fn mirror_new(mirror: &EmbeddedLog, events: Vec<Event>) -> Result<()> {
+    let mut seen = HashSet::with_capacity(events.len());
+    let events: Vec<Event> = events
+        .into_iter()
+        .filter(|event| seen.insert(event.event_id))
+        .collect();
+    if events.is_empty() {
+        return Ok(());
+    }
+    match mirror.append(events.clone()).await {
+        Ok(_) => Ok(()),
+        Err(Error::DuplicateEventId(_)) => {
+            let mut new = Vec::with_capacity(events.len());
+            for event in events {
+                if mirror.get(event.event_id).await?.is_none() {
+                    new.push(event);
+                }
+            }
+            if !new.is_empty() {
+                mirror.append(new).await?;
+            }
+            Ok(())
+        }
+        Err(failure) => Err(failure),
+    }
+}
+
+#[async_trait]
+impl EventLog for KafkaLog {
+    fn append(&self, events: Vec<Event>) -> BoxFuture<'static, Result<Vec<LogPosition>>> {
+        if events.is_empty() {
+            return futures_util::future::ready(Ok(Vec::new())).boxed();
+        }
+        let span = info_span!("log.append", log = "kafka", events = events.len());
+        let trace = trace_headers(&span);
+        let (reply, answer) = oneshot::channel();
+        let sent = self.inner.requests.send(Append {
+            events,
+            trace,
+            reply,
+            span,
+        });
+        async move {
+            sent.map_err(|_| Error::Closed)?;
+            answer.await.map_err(|_| Error::Closed)?
+        }
+        .boxed()
+    }
+
+    fn resume(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        self.inner.stopped.store(false, Ordering::SeqCst);
+    }
+
+    async fn read_after(&self, after: LogPosition, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.inner.mirror.read_after(after, limit).await
+    }
+
+    async fn get(&self, event_id: EventId) -> Result<Option<StoredEvent>> {
+        self.inner.mirror.get(event_id).await
+    }
+
+    fn head(&self) -> LogPosition {
+        self.inner.mirror.head()
+    }
+
+    fn follow(&self, after: LogPosition) -> BoxStream<'static, Result<StoredEvent>> {
+        self.inner.mirror.follow(after)
+    }
+
+    async fn sync(&self) -> Result<()> {
+        let consumer = self.inner.consumer.clone();
+        let partitions = self.inner.partitions.clone();
+        let timeout = self.inner.config.delivery_timeout;
+        let wanted = tokio::task::spawn_blocking(move || {
+            partitions
+                .into_iter()
+                .map(|(topic, partition)| {
+                    let (_, high) = consumer
+                        .fetch_watermarks(&topic, partition, timeout)
+                        .map_err(kafka)?;
+                    Ok(((topic, partition), high))
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|_| Error::Closed)??;
+        let mut mirrored = self.inner.mirrored.clone();
+        mirrored_up_to(&mut mirrored, &wanted, timeout).await
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+}

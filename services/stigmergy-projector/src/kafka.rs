@@ -1,0 +1,292 @@
+//! The projector as a member of a Kafka consumer group: the group splits the partitions of the
+//! stage topics among its members, and each member applies what it reads to the views store in
+//! pages, each page with the offsets it reached in ONE transaction of the store (Kafka's own
+//! offset commits are never used).
+//!
+//! When partitions are assigned to a member, it resumes each from the offset the store holds
+//! for the group (from the beginning when it holds none). A member that crashes, or loses a
+//! partition in a rebalance, leaves the store at its last committed page; whoever reads the
+//! partition next starts there. An event read twice is applied once: the store skips ids it
+//! holds. The views converge whatever the interleaving across partitions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Offset, TopicPartitionList};
+use stigmergy_domain::Event;
+use stigmergy_log::kafka::{self, KafkaConfig, STAGE_TOPICS};
+use stigmergy_store::{PartitionOffset, ViewStore};
+use tokio::runtime::Handle;
+use tracing::{error, info, info_span, warn};
+
+use crate::Result;
+
+/// The group the views projectors join unless told otherwise.
+pub const DEFAULT_GROUP: &str = "stigmergy-views";
+
+/// Most events applied in one transaction by a group member, unless configured otherwise.
+pub const DEFAULT_GROUP_PAGE_SIZE: usize = 5_000;
+
+/// A views projector that is one member of a consumer group.
+#[derive(Clone, Debug)]
+pub struct GroupProjector {
+    config: KafkaConfig,
+    group: String,
+    store: Arc<dyn ViewStore>,
+    page_size: usize,
+}
+
+/// A running member: stop it to leave the group after the page it is applying.
+#[derive(Debug)]
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Result<()>>,
+}
+
+impl Running {
+    /// Asks the member to stop, and waits until it has left the group.
+    pub fn stop(self) -> Result<()> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap_or_else(|_| {
+            Err(crate::Error::Kafka(
+                "the projector's consumer thread panicked".into(),
+            ))
+        })
+    }
+
+    /// Whether the member stopped by itself (it failed).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
+impl GroupProjector {
+    pub fn new(config: KafkaConfig, group: impl Into<String>, store: Arc<dyn ViewStore>) -> Self {
+        Self {
+            config,
+            group: group.into(),
+            store,
+            page_size: DEFAULT_GROUP_PAGE_SIZE,
+        }
+    }
+
+    /// Most events applied in one transaction.
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Joins the group and applies what it is given, on a thread of its own, until stopped.
+    /// `runtime` runs the store's calls. The topics must exist (`kafka::ensure_topics`).
+    pub fn start(self, runtime: Handle) -> Result<Running> {
+        let context = Rebalancing {
+            store: self.store.clone(),
+            group: self.group.clone(),
+            runtime: runtime.clone(),
+        };
+        let consumer: BaseConsumer<Rebalancing> = self
+            .config
+            .consumer(&self.group)
+            .set("partition.assignment.strategy", "range")
+            .create_with_context(context)
+            .map_err(|e| crate::Error::Kafka(e.to_string()))?;
+        consumer
+            .subscribe(&STAGE_TOPICS)
+            .map_err(|e| crate::Error::Kafka(e.to_string()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("projector-{}", self.group))
+            .spawn(move || self.consume(&consumer, &stopping, &runtime))
+            .map_err(|e| crate::Error::Kafka(e.to_string()))?;
+        Ok(Running { stop, thread })
+    }
+
+    fn consume(
+        &self,
+        consumer: &BaseConsumer<Rebalancing>,
+        stop: &AtomicBool,
+        runtime: &Handle,
+    ) -> Result<()> {
+        info!(group = %self.group, "projector joined its consumer group");
+        let mut page = Page::default();
+        while !stop.load(Ordering::SeqCst) {
+            let wait = if page.events.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            };
+            match consumer.poll(wait) {
+                Some(Ok(message)) => {
+                    page.offsets.insert(
+                        (message.topic().to_owned(), message.partition()),
+                        message.offset() + 1,
+                    );
+                    match kafka::decode(&message) {
+                        Ok(event) => {
+                            kafka::continue_trace(&page.span, &message);
+                            page.events.push(event);
+                        }
+                        Err(failure) => {
+                            error!(error = %failure, "skipping a record that is not an event");
+                        }
+                    }
+                    if page.events.len() < self.page_size {
+                        continue;
+                    }
+                }
+                Some(Err(failure)) => {
+                    warn!(error = %failure, "the projector cannot read the topics");
+                    continue;
+                }
+                None if page.offsets.is_empty() => continue,
+                None => {}
+            }
+            let full = std::mem::take(&mut page);
+            self.apply(full, stop, runtime);
+        }
+        if !page.offsets.is_empty() {
+            self.apply(page, stop, runtime);
+        }
+        consumer.unsubscribe();
+        info!(group = %self.group, "projector left its consumer group");
+        Ok(())
+    }
+
+    /// Applies a page, trying again (the same page) until the store takes it or the member is
+    /// asked to stop.
+    fn apply(&self, page: Page, stop: &AtomicBool, runtime: &Handle) {
+        let offsets: Vec<PartitionOffset> = page
+            .offsets
+            .into_iter()
+            .map(|((topic, partition), next)| PartitionOffset {
+                topic,
+                partition,
+                next,
+            })
+            .collect();
+        let span = page.span;
+        span.record("events", page.events.len());
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let applied = span.in_scope(|| {
+                runtime.block_on(self.store.apply_consumed(
+                    &self.group,
+                    page.events.clone(),
+                    offsets.clone(),
+                ))
+            });
+            match applied {
+                Ok(new) => {
+                    span.record("new", new);
+                    return;
+                }
+                Err(failure) if !stop.load(Ordering::SeqCst) => {
+                    error!(error = %failure, "cannot apply a page to the views; trying again");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+                Err(failure) => {
+                    error!(error = %failure, "stopping with a page not applied; it is read again at the next start");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// What a member has read and not applied yet.
+struct Page {
+    events: Vec<Event>,
+    offsets: BTreeMap<(String, i32), i64>,
+    /// The span of applying it, linked to the traces of the requests that recorded its events.
+    span: tracing::Span,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self {
+            events: Vec::new(),
+            offsets: BTreeMap::new(),
+            span: info_span!(
+                "projector.apply",
+                events = tracing::field::Empty,
+                new = tracing::field::Empty
+            ),
+        }
+    }
+}
+
+/// Assigns partitions at the offsets the store holds for the group.
+struct Rebalancing {
+    store: Arc<dyn ViewStore>,
+    group: String,
+    runtime: Handle,
+}
+
+impl ClientContext for Rebalancing {}
+
+impl Rebalancing {
+    fn stored_offsets(&self) -> Vec<PartitionOffset> {
+        let mut pause = Duration::from_millis(100);
+        for _ in 0..8 {
+            match self.runtime.block_on(self.store.consumed(&self.group)) {
+                Ok(offsets) => return offsets,
+                Err(failure) => {
+                    error!(error = %failure, "cannot read the group's offsets from the store; trying again");
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                }
+            }
+        }
+        // Reading from the beginning is slow but right: the store skips what it holds.
+        warn!("reading the assigned partitions from the beginning");
+        Vec::new()
+    }
+}
+
+impl ConsumerContext for Rebalancing {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let outcome = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let stored = self.stored_offsets();
+                let mut assignment = TopicPartitionList::new();
+                for element in partitions.elements() {
+                    let next = stored
+                        .iter()
+                        .find(|o| o.topic == element.topic() && o.partition == element.partition())
+                        .map_or(Offset::Beginning, |o| Offset::Offset(o.next));
+                    if let Err(failure) =
+                        assignment.add_partition_offset(element.topic(), element.partition(), next)
+                    {
+                        error!(error = %failure, "cannot assign a partition");
+                    }
+                }
+                info!(group = %self.group, partitions = assignment.count(), "partitions assigned");
+                consumer.assign(&assignment)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                info!(group = %self.group, partitions = partitions.count(), "partitions revoked");
+                consumer.unassign()
+            }
+            other => {
+                warn!(error = ?other, "rebalance failed; dropping the assignment");
+                consumer.unassign()
+            }
+        };
+        if let Err(failure) = outcome {
+            error!(error = %failure, "cannot change the assignment");
+        }
+    }
+}
