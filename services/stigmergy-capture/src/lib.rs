@@ -70,6 +70,9 @@ pub struct Capture {
     pub operator: auth::OperatorToken,
 }
 
+/// How long a request waits for the sequencer to be ready before it is answered 503.
+const READY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What a recording request stored: a receipt per event, in the order sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recorded {
@@ -154,6 +157,14 @@ impl Capture {
             body::Framing::Single => String::new(),
             _ => format!("/{index}"),
         };
+        // While the state is (re)loaded — the log was unreachable — a request is not kept
+        // waiting for long: it is answered 503, and nothing of it was recorded.
+        if !self.sequencer.ready_within(READY_PATIENCE).await {
+            return Err(Problem::unavailable(
+                "the event log is unreachable or the capture state is being reloaded from it; \
+                 nothing was recorded, retry later",
+            ));
+        }
         match self.sequencer.submit(organization.id, submissions).await {
             Ok(receipts) => Ok(Recorded { receipts }),
             Err(SequencerError::Refused { index, refusal }) => {
@@ -176,7 +187,8 @@ impl Capture {
                 }]))
             }
             Err(SequencerError::Unavailable(reason)) => Err(Problem::unavailable(format!(
-                "the events could not be stored durably ({reason}); nothing was recorded, retry later"
+                "the events could not be confirmed durable ({reason}); send them again with the \
+                 same eventIds: any that were stored after all are answered as duplicates"
             ))),
         }
     }

@@ -104,6 +104,16 @@ impl Sequencer {
         *self.ready.borrow() && !self.jobs.is_closed()
     }
 
+    /// Whether the sequencer is ready, or becomes ready within `patience`.
+    pub async fn ready_within(&self, patience: Duration) -> bool {
+        if self.is_ready() {
+            return true;
+        }
+        let mut ready = self.ready.clone();
+        let became = tokio::time::timeout(patience, ready.wait_for(|ready| *ready)).await;
+        matches!(became, Ok(Ok(_))) && self.is_ready()
+    }
+
     /// Admits and durably appends the events of one request, all or none.
     pub async fn submit(
         &self,
@@ -326,11 +336,17 @@ async fn run(
                 continue;
             }
         };
+        // The group continues the trace of its first request, and links the others: the
+        // log append (and, on Kafka, the `traceparent` of its records) is part of that trace.
         let span = info_span!(
+            parent: &group[0].span,
             "capture.group",
             requests = group.len(),
             new_events = tracing::field::Empty
         );
+        for job in &group[1..] {
+            span.follows_from(&job.span);
+        }
         let (admitted, new_events) =
             span.in_scope(|| admit_group(&mut state, group, directory.as_ref(), &retracted));
         span.record("new_events", new_events.len());

@@ -294,9 +294,19 @@ async fn brought_by(
 ) -> Vec<Result<AnomalyEdge>> {
     let fail = |error: String| vec![Err(async_graphql::Error::new(error))];
     loop {
-        match views.position(projector).await {
-            Ok(position) if position >= event.position => break,
-            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        // On a log shared by several processes (Kafka), this process's positions are its own
+        // mirror's, not the projectors': ask whether the views hold the event itself.
+        let applied = if log.is_shared() {
+            views.holds(event.event.event_id).await
+        } else {
+            views
+                .position(projector)
+                .await
+                .map(|position| position >= event.position)
+        };
+        match applied {
+            Ok(true) => break,
+            Ok(false) => tokio::time::sleep(Duration::from_millis(20)).await,
             Err(error) => return fail(error.to_string()),
         }
     }

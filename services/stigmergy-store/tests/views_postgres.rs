@@ -5,19 +5,18 @@
 //! `./scripts/test` starts a local PostgreSQL and sets it. Without it these tests fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 mod suite;
 
 use std::sync::Arc;
 
-use postgres::NoTls;
+use common::{TestDatabase, run_sql, with_database};
 use stigmergy_domain::views::{Direction, Methods};
 use stigmergy_domain::{Event, LogPosition};
 use stigmergy_store::{PostgresViewStore, ViewStore};
 use suite::{Fresh, RESOURCES, history, history_with_shipment_and_repair, resource, shuffled};
 
 suite::view_store_tests!(postgres);
-
-const SERVER_VARIABLE: &str = "STIGMERGY_TEST_POSTGRES_URL";
 
 /// A fresh PostgreSQL store, in a database of its own dropped at the end of the test.
 fn postgres() -> Fresh {
@@ -33,61 +32,6 @@ fn postgres_store() -> (PostgresViewStore, TestDatabase) {
     let store = PostgresViewStore::connect(&database.url, Methods::default())
         .expect("the PostgreSQL views store connects");
     (store, database)
-}
-
-/// A database created for one test, dropped (with its connections) when the test ends.
-struct TestDatabase {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    fn create() -> Self {
-        let server = std::env::var(SERVER_VARIABLE).unwrap_or_else(|_| {
-            panic!(
-                "{SERVER_VARIABLE} is unset: run ./scripts/test, which starts PostgreSQL and sets \
-                 it, or set it to a server where the role may create databases, e.g. \
-                 postgres://stigmergy:stigmergy@127.0.0.1:5432/postgres"
-            )
-        });
-        let name = format!("stigmergy_test_{}", uuid::Uuid::new_v4().simple());
-        run_sql(&server, format!("CREATE DATABASE {name}"))
-            .unwrap_or_else(|e| panic!("cannot create a test database on {SERVER_VARIABLE}: {e}"));
-        let url = with_database(&server, &name);
-        Self { server, name, url }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        if let Err(e) = run_sql(&self.server, drop) {
-            eprintln!("cannot drop the test database {}: {e}", self.name);
-        }
-    }
-}
-
-/// Runs `sql` on the database of `url`, on a thread of its own: the synchronous client blocks on
-/// its own runtime, which Tokio forbids on the test's thread.
-fn run_sql(url: &str, sql: String) -> Result<(), postgres::Error> {
-    let url = url.to_owned();
-    std::thread::spawn(move || postgres::Client::connect(&url, NoTls)?.batch_execute(&sql))
-        .join()
-        .expect("the SQL thread does not panic")
-}
-
-/// `url` naming the database `name` instead of its own.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let path = base[authority..]
-        .find('/')
-        .map_or(base.len(), |i| authority + i);
-    format!("{}/{name}{query}", &base[..path])
 }
 
 /// Everything the views answer about every resource, exactly.

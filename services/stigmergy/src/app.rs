@@ -1,5 +1,7 @@
-//! The all-in-one application: the embedded event log, the organisation directory and the capture
-//! service behind one HTTP server. Tests build it on port 0 with a fresh data directory.
+//! The application: the event log, the organisation directory, capture, the views projector and
+//! the gateway behind one HTTP server — all of them (`stigmergy serve`, on the embedded log), or
+//! one role of the split deployment (`stigmergy capture`, `stigmergy gateway`, on Kafka). Tests
+//! build it on port 0 with a fresh data directory.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -12,7 +14,7 @@ use stigmergy_capture::auth::OperatorToken;
 use stigmergy_capture::problem::Problem;
 use stigmergy_capture::schemas::EventSchemas;
 use stigmergy_capture::{Capture, Sequencer};
-use stigmergy_log::{EmbeddedLog, EmbeddedLogConfig, EventLog, LogUrl};
+use stigmergy_log::{EmbeddedLog, EmbeddedLogConfig, EventLog, KafkaLog, LogUrl};
 use stigmergy_projector::Projector;
 use stigmergy_store::{OrganizationDirectory, SqliteViewStore, ViewStore};
 use tracing_actix_web::TracingLogger;
@@ -38,17 +40,55 @@ impl std::fmt::Debug for Application {
     }
 }
 
-pub(crate) fn open_log(url: &str) -> anyhow::Result<Arc<dyn EventLog>> {
-    match url.parse::<LogUrl>()? {
+/// What one process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Capture, the views projector and the gateway (`stigmergy serve`).
+    AllInOne,
+    /// Capture alone (`stigmergy capture`): the REST API that records events.
+    Capture,
+    /// The gateway (`stigmergy gateway`): GraphQL over the views, and capture for its
+    /// `recordEvents` mutation and the REST API. The projectors run elsewhere.
+    Gateway,
+}
+
+/// Opens the event log the configuration names. A Kafka log keeps its mirror of the topics in
+/// `<data_dir>/mirror`.
+pub(crate) async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
+    match config.log_url().parse::<LogUrl>()? {
         LogUrl::Embedded(dir) => Ok(Arc::new(
             EmbeddedLog::open(&dir, EmbeddedLogConfig::default()).with_context(|| {
                 format!("cannot open the embedded event log in {}", dir.display())
             })?,
         )),
-        LogUrl::Kafka(_) => anyhow::bail!(
-            "`stigmergy serve` runs on the embedded log; the Kafka log is for `stigmergy capture`, `project` and `gateway`"
-        ),
+        LogUrl::Kafka(brokers) => {
+            let mirror = config.data_dir.join("mirror");
+            Ok(Arc::new(
+                KafkaLog::open(config.kafka.client(&brokers), &mirror)
+                    .await
+                    .with_context(|| format!("cannot open the Kafka event log at {brokers}"))?,
+            ))
+        }
     }
+}
+
+/// The organisation directory: in the PostgreSQL views store when there is one (so that every
+/// capture and gateway process shares it), else in the data directory.
+pub(crate) fn open_directory(config: &Config) -> anyhow::Result<OrganizationDirectory> {
+    match config.views.as_deref() {
+        Some(url) if is_postgres(url) => OrganizationDirectory::connect_postgres(url)
+            .context("cannot open the organisation directory in PostgreSQL (the `views` URL)"),
+        _ => OrganizationDirectory::open(&config.data_dir).with_context(|| {
+            format!(
+                "cannot open the organisation directory in {}",
+                config.data_dir.display()
+            )
+        }),
+    }
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The views store the configuration names: PostgreSQL for a `postgres://` URL, else the
@@ -65,13 +105,11 @@ pub(crate) fn open_views(config: &Config) -> anyhow::Result<Arc<dyn ViewStore>> 
                 })?
                 .with_memo_resources(config.memo_resources),
         )),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(
-                stigmergy_store::PostgresViewStore::connect(url, config.methods())
-                    .context("cannot open the PostgreSQL views store (the `views` URL)")?
-                    .with_memo_resources(config.memo_resources),
-            ))
-        }
+        Some(url) if is_postgres(url) => Ok(Arc::new(
+            stigmergy_store::PostgresViewStore::connect(url, config.methods())
+                .context("cannot open the PostgreSQL views store (the `views` URL)")?
+                .with_memo_resources(config.memo_resources),
+        )),
         // The URL may hold a password: name only its scheme.
         Some(url) => anyhow::bail!(
             "unsupported views store URL scheme {:?}: expected postgres://…",
@@ -106,17 +144,18 @@ async fn project_forever(projector: Projector) {
 
 impl Application {
     /// Opens the stores, loads and compiles the schemas (a schema that does not compile stops
-    /// here), starts the sequencer and binds the listener. Must run inside a Tokio runtime.
+    /// here), starts the sequencer and binds the listener: the whole platform. Must run inside
+    /// a Tokio runtime.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_role(config, Role::AllInOne).await
+    }
+
+    /// [`build`](Self::build), for one role.
+    pub async fn build_role(config: Config, role: Role) -> anyhow::Result<Self> {
         let schemas =
             Arc::new(EventSchemas::load().context("the committed event schemas are broken")?);
-        let log = open_log(&config.log_url())?;
-        let directory = OrganizationDirectory::open(&config.data_dir).with_context(|| {
-            format!(
-                "cannot open the organisation directory in {}",
-                config.data_dir.display()
-            )
-        })?;
+        let log = open_log(&config).await?;
+        let directory = open_directory(&config)?;
         let (token, token_source) =
             operator_token(config.operator_token.as_deref(), &config.data_dir)?;
         let sequencer = Sequencer::start(
@@ -124,41 +163,55 @@ impl Application {
             Arc::new(directory.clone()),
             config.capture.max_group_requests,
         );
-        let views = open_views(&config)?;
-        tokio::spawn(project_forever(Projector::new(
-            crate::project::PROJECTOR,
-            log.clone(),
-            views.clone(),
-        )));
         let capture = Capture {
             config: config.capture.clone(),
             schemas,
             sequencer,
-            log,
+            log: log.clone(),
             directory,
             operator: OperatorToken::new(&token),
         };
-        let gateway = web::Data::new(stigmergy_gateway::schema(
-            stigmergy_gateway::Sources {
-                views,
-                capture: capture.clone(),
-                projector: crate::project::PROJECTOR.to_owned(),
-            },
-            config.graphql,
-        ));
+        let gateway = match role {
+            Role::Capture => None,
+            Role::AllInOne | Role::Gateway => {
+                let views = open_views(&config)?;
+                let projector = if role == Role::AllInOne {
+                    tokio::spawn(project_forever(Projector::new(
+                        crate::project::PROJECTOR,
+                        log.clone(),
+                        views.clone(),
+                    )));
+                    crate::project::PROJECTOR.to_owned()
+                } else {
+                    config.kafka.group.clone()
+                };
+                Some(web::Data::new(stigmergy_gateway::schema(
+                    stigmergy_gateway::Sources {
+                        views,
+                        capture: capture.clone(),
+                        projector,
+                    },
+                    config.graphql.clone(),
+                )))
+            }
+        };
         let capture = web::Data::new(capture);
 
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
         let mut server = actix_web::HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .wrap(TracingLogger::default())
                 .app_data(capture.clone())
-                .app_data(gateway.clone())
-                .configure(stigmergy_capture::configure)
-                .configure(stigmergy_gateway::configure)
-                .default_service(web::to(not_found))
+                .configure(stigmergy_capture::configure);
+            let app = match &gateway {
+                Some(gateway) => app
+                    .app_data(gateway.clone())
+                    .configure(stigmergy_gateway::configure),
+                None => app,
+            };
+            app.default_service(web::to(not_found))
         })
         .listen(listener)?;
         if let Some(workers) = config.workers {

@@ -40,6 +40,45 @@ impl Default for TelemetryConfig {
     }
 }
 
+/// How the split services use Kafka (`[kafka]`; only read with a `kafka://` log).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Partitions of each topic created at start (existing topics are left as they are).
+    pub partitions: i32,
+    /// Replicas of each partition of a topic created at start.
+    pub replication: i32,
+    /// How long a record may take to be delivered before its append fails, in milliseconds.
+    pub delivery_timeout_ms: u64,
+    /// The consumer group of the views projectors.
+    pub group: String,
+    /// Most events a projector applies in one transaction.
+    pub page_size: usize,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            partitions: 6,
+            replication: 1,
+            delivery_timeout_ms: 10_000,
+            group: stigmergy_projector::kafka::DEFAULT_GROUP.to_owned(),
+            page_size: stigmergy_projector::kafka::DEFAULT_GROUP_PAGE_SIZE,
+        }
+    }
+}
+
+impl KafkaSettings {
+    /// The client configuration for `brokers`.
+    pub fn client(&self, brokers: &str) -> stigmergy_log::KafkaConfig {
+        let mut config = stigmergy_log::KafkaConfig::new(brokers);
+        config.partitions = self.partitions;
+        config.replication = self.replication;
+        config.delivery_timeout = std::time::Duration::from_millis(self.delivery_timeout_ms);
+        config
+    }
+}
+
 /// The whole configuration of `stigmergy serve`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -71,6 +110,8 @@ pub struct Config {
     pub contribution: ContributionConfig,
     /// What a GraphQL query may ask (`[graphql]`).
     pub graphql: stigmergy_gateway::Limits,
+    /// Kafka, for the split services (`[kafka]`).
+    pub kafka: KafkaSettings,
 }
 
 impl Default for Config {
@@ -88,6 +129,7 @@ impl Default for Config {
             footprint: Factors::default(),
             contribution: ContributionConfig::default(),
             graphql: stigmergy_gateway::Limits::default(),
+            kafka: KafkaSettings::default(),
         }
     }
 }

@@ -1,6 +1,8 @@
-//! The Stigmergy platform as one program: typed configuration, telemetry, the all-in-one
-//! [`Application`] that `stigmergy serve` runs (capture and the views projector, and the gateway
-//! as it arrives) on the embedded log, and the demo scenario.
+//! The Stigmergy platform as one program: typed configuration, telemetry, the [`Application`]
+//! that `stigmergy serve` runs all in one (capture, the views projector and the gateway, on the
+//! embedded log) and that `stigmergy capture` and `stigmergy gateway` run one role of on Kafka,
+//! the projector process (`project`: catching up on the embedded log, a consumer-group member on
+//! Kafka), and the demo scenario.
 //!
 //! This crate wires adapters to services; it holds no business rule (those are in
 //! `stigmergy-domain`) and no storage code (those are in the adapter crates).

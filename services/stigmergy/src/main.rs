@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use stigmergy::app::Role;
 use stigmergy::config::{Config, LogFormat};
 use stigmergy::{Application, demo, telemetry};
 
@@ -44,12 +45,35 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Applies the event log to the views store up to the log's head, then exits: the views
-    /// projector as a process of its own (to rebuild the views, or to catch up a store).
-    Project {
-        /// Where the log (and the embedded views store) are kept.
+    /// Capture on its own (split deployment): the REST API that records events, appending to the
+    /// log (`--log kafka://…`), with the organisation directory in `--store postgres://…`.
+    Capture {
+        #[command(flatten)]
+        place: Place,
+        /// The HTTP address to listen on.
         #[arg(long)]
-        data_dir: Option<PathBuf>,
+        listen: Option<SocketAddr>,
+    },
+    /// The gateway on its own (split deployment): GraphQL over the views store
+    /// (`--store postgres://…`) with subscriptions fed from the log (`--log kafka://…`); it
+    /// records events too (the `recordEvents` mutation and the REST API).
+    Gateway {
+        #[command(flatten)]
+        place: Place,
+        /// The HTTP address to listen on.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// The views projector as a process of its own. On the embedded log: applies the log to the
+    /// views store up to the log's head, then exits (to rebuild the views, or to catch up a
+    /// store). On Kafka (`--log kafka://…`): joins the projectors' consumer group and applies
+    /// what it is given until SIGINT or SIGTERM.
+    Project {
+        #[command(flatten)]
+        place: Place,
+        /// The consumer group to join (Kafka only; `[kafka] group`, default `stigmergy-views`).
+        #[arg(long)]
+        group: Option<String>,
         /// Events applied per transaction.
         #[arg(long, default_value_t = stigmergy_projector::DEFAULT_PAGE_SIZE)]
         page_size: usize,
@@ -58,6 +82,43 @@ enum Command {
         #[arg(long, default_value_t = stigmergy_projector::DEFAULT_FIRST_PAGE_SIZE)]
         first_page_size: usize,
     },
+}
+
+/// Where a split service finds its data, its log and its store.
+#[derive(clap::Args, Debug)]
+struct Place {
+    /// Where this process keeps its data: the embedded log and stores, or a Kafka log's mirror
+    /// of the topics.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The event log: `embedded://DIR` (the default, in the data directory) or
+    /// `kafka://HOST:PORT[,HOST:PORT]`.
+    #[arg(long)]
+    log: Option<String>,
+    /// The views store, and with it the organisation directory: `postgres://USER:PASS@HOST/DB`
+    /// (the default is SQLite in the data directory).
+    #[arg(long)]
+    store: Option<String>,
+}
+
+impl Place {
+    fn apply(self, config: &mut Config) {
+        if let Some(data_dir) = self.data_dir {
+            config.data_dir = data_dir;
+        }
+        if let Some(log) = self.log {
+            config.log = Some(log);
+        }
+        if let Some(store) = self.store {
+            config.views = Some(store);
+        }
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,35 +139,49 @@ fn main() -> anyhow::Result<()> {
             if let Some(listen) = listen {
                 config.listen = listen;
             }
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(serve(config, demo))
+            runtime()?.block_on(serve(config, demo))
+        }
+        Command::Capture { place, listen } => {
+            place.apply(&mut config);
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            runtime()?.block_on(split(config, Role::Capture))
+        }
+        Command::Gateway { place, listen } => {
+            place.apply(&mut config);
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            runtime()?.block_on(split(config, Role::Gateway))
         }
         Command::Project {
-            data_dir,
+            place,
+            group,
             page_size,
             first_page_size,
         } => {
-            if let Some(data_dir) = data_dir {
-                config.data_dir = data_dir;
+            place.apply(&mut config);
+            if let Some(group) = group {
+                config.kafka.group = group;
             }
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(project(
-                    config,
-                    stigmergy::project::Pages {
-                        size: page_size,
-                        first: first_page_size,
-                    },
-                ))
+            runtime()?.block_on(project(
+                config,
+                stigmergy::project::Pages {
+                    size: page_size,
+                    first: first_page_size,
+                },
+            ))
         }
     }
 }
 
 async fn project(config: Config, pages: stigmergy::project::Pages) -> anyhow::Result<()> {
     let _telemetry = telemetry::init(&config.telemetry, "stigmergy-projector")?;
+    if let stigmergy_log::LogUrl::Kafka(brokers) = config.log_url().parse()? {
+        tracing::info!(%brokers, group = %config.kafka.group, "projector joining its consumer group");
+        return stigmergy::project::run_group(&config, &brokers).await;
+    }
     let report = stigmergy::project::catch_up(&config, pages).await?;
     let events = report.to.0.saturating_sub(report.from.0);
     println!(
@@ -117,6 +192,30 @@ async fn project(config: Config, pages: stigmergy::project::Pages) -> anyhow::Re
         events as f64 / report.elapsed.as_secs_f64().max(1e-9)
     );
     Ok(())
+}
+
+/// One service of the split deployment, until SIGINT or SIGTERM.
+async fn split(config: Config, role: Role) -> anyhow::Result<()> {
+    let service = match role {
+        Role::Capture => "stigmergy-capture",
+        Role::Gateway => "stigmergy-gateway",
+        Role::AllInOne => "stigmergy",
+    };
+    let _telemetry = telemetry::init(&config.telemetry, service)?;
+    let app = Application::build_role(config, role).await?;
+    if app.operator_token_generated() {
+        println!(
+            "Operator token (shown once; kept in {}):\n  {}\n",
+            app.data_dir().join("operator-token").display(),
+            app.operator_token()
+        );
+    }
+    tracing::info!(address = %app.address(), ?role, "serving");
+    println!(
+        "{service} is listening on {} (Ctrl-C to stop).",
+        app.base_url()
+    );
+    app.run_until_stopped().await.context("the server failed")
 }
 
 async fn serve(config: Config, load_demo: bool) -> anyhow::Result<()> {

@@ -1,13 +1,19 @@
-//! `stigmergy project`: the views projector as a process of its own. It applies the log to the
-//! views store from the position the store holds up to the log's head, and exits; a crash or a
-//! kill at any point leaves the store at the last page it committed, and the next run goes on
-//! from there. (`stigmergy serve` runs the same projector inside the all-in-one process, following
-//! the log as it grows.)
+//! `stigmergy project`: the views projector as a process of its own.
+//!
+//! On the embedded log it applies the log to the views store from the position the store holds
+//! up to the log's head, and exits; a crash or a kill at any point leaves the store at the last
+//! page it committed, and the next run goes on from there. (`stigmergy serve` runs the same
+//! projector inside the all-in-one process, following the log as it grows.)
+//!
+//! On Kafka it joins the projectors' consumer group and applies what the group gives it until it
+//! is asked to stop (SIGINT or SIGTERM), keeping the group's offsets in the store with the views.
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use stigmergy_domain::LogPosition;
 use stigmergy_projector::Projector;
+use stigmergy_projector::kafka::GroupProjector;
 
 use crate::app::{open_log, open_views};
 use crate::config::Config;
@@ -32,7 +38,7 @@ pub struct Pages {
 /// Applies the log up to its head, in pages of `pages.size` events after a first of
 /// `pages.first`.
 pub async fn catch_up(config: &Config, pages: Pages) -> anyhow::Result<ProjectReport> {
-    let log = open_log(&config.log_url())?;
+    let log = open_log(config).await?;
     let views = open_views(config)?;
     let from = views.position(PROJECTOR).await?;
     let started = Instant::now();
@@ -46,6 +52,30 @@ pub async fn catch_up(config: &Config, pages: Pages) -> anyhow::Result<ProjectRe
         to,
         elapsed: started.elapsed(),
     })
+}
+
+/// Joins the projectors' consumer group on the Kafka brokers `brokers`, and applies what it is
+/// given to the views store until SIGINT or SIGTERM; then leaves the group after its page.
+pub async fn run_group(config: &Config, brokers: &str) -> anyhow::Result<()> {
+    let kafka = config.kafka.client(brokers);
+    stigmergy_log::kafka::ensure_topics(&kafka)
+        .await
+        .with_context(|| format!("cannot create the topics at {brokers}"))?;
+    let views = open_views(config)?;
+    let running = GroupProjector::new(kafka, config.kafka.group.clone(), views)
+        .with_page_size(config.kafka.page_size)
+        .start(tokio::runtime::Handle::current())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut finished = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            _ = finished.tick() => if running.is_finished() { break },
+        }
+    }
+    tokio::task::spawn_blocking(move || running.stop()).await??;
+    Ok(())
 }
 
 /// The name the views projector keeps its position under, in every process.

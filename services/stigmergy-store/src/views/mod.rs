@@ -346,6 +346,9 @@ pub trait ViewStore: Send + Sync + std::fmt::Debug {
     /// Whether an event was retracted.
     async fn is_retracted(&self, event_id: EventId) -> Result<bool>;
 
+    /// Whether the views have applied this event.
+    async fn holds(&self, event_id: EventId) -> Result<bool>;
+
     /// Up to `limit` events of `scope` after `after` (exclusive), in log order.
     async fn events(
         &self,

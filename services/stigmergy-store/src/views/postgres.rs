@@ -196,6 +196,13 @@ fn unavailable(what: impl std::fmt::Display) -> Error {
 }
 
 impl PostgresViewStore {
+    /// Whether `sql`, given the event's id, finds a row.
+    async fn has_event(&self, sql: &'static str, event_id: EventId) -> Result<bool> {
+        let id = event_id.uuid();
+        self.run(move |client| Ok(client.query_opt(sql, &[&id])?.is_some()))
+            .await
+    }
+
     /// Connects to the database of `url` (`postgres://user:password@host:port/database`),
     /// bringing its tables up to date, and derives records with `methods`.
     pub fn connect(url: &str, methods: Methods) -> Result<Self> {
@@ -576,13 +583,13 @@ impl ViewStore for PostgresViewStore {
     }
 
     async fn is_retracted(&self, event_id: EventId) -> Result<bool> {
-        let id = event_id.uuid();
-        self.run(move |client| {
-            Ok(client
-                .query_opt("SELECT 1 FROM retracted WHERE event_id = $1", &[&id])?
-                .is_some())
-        })
-        .await
+        self.has_event("SELECT 1 FROM retracted WHERE event_id = $1", event_id)
+            .await
+    }
+
+    async fn holds(&self, event_id: EventId) -> Result<bool> {
+        self.has_event("SELECT 1 FROM view_events WHERE event_id = $1", event_id)
+            .await
     }
 
     async fn events(

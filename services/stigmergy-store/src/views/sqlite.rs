@@ -291,6 +291,18 @@ pub(crate) fn corrupt(what: impl std::fmt::Display) -> Error {
 }
 
 impl SqliteViewStore {
+    /// Whether `sql`, given the event's id, finds a row.
+    async fn has_event(&self, sql: &'static str, event_id: EventId) -> Result<bool> {
+        self.reader
+            .run(move |connection| {
+                Ok(connection
+                    .query_row(sql, params![&event_id.as_bytes()[..]], |_| Ok(()))
+                    .optional()?
+                    .is_some())
+            })
+            .await
+    }
+
     /// Opens (creating when missing) `views.sqlite` in `dir`, deriving records with `methods`.
     pub fn open(dir: &Path, methods: Methods) -> Result<Self> {
         std::fs::create_dir_all(dir)
@@ -547,17 +559,12 @@ impl ViewStore for SqliteViewStore {
     }
 
     async fn is_retracted(&self, event_id: EventId) -> Result<bool> {
-        self.reader
-            .run(move |connection| {
-                Ok(connection
-                    .query_row(
-                        "SELECT 1 FROM retracted WHERE event_id = ?1",
-                        params![&event_id.as_bytes()[..]],
-                        |_| Ok(()),
-                    )
-                    .optional()?
-                    .is_some())
-            })
+        self.has_event("SELECT 1 FROM retracted WHERE event_id = ?1", event_id)
+            .await
+    }
+
+    async fn holds(&self, event_id: EventId) -> Result<bool> {
+        self.has_event("SELECT 1 FROM view_events WHERE event_id = ?1", event_id)
             .await
     }
 

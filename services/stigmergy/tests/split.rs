@@ -1,0 +1,593 @@
+//! The split deployment, as separate processes of the real binary around a real Kafka-protocol
+//! broker (tansu, started per test) and a real PostgreSQL (a database per test, on the server
+//! `STIGMERGY_TEST_POSTGRES_URL` names; `./scripts/test` starts one and sets it):
+//!
+//! - events posted to `stigmergy capture` reach the queries and a subscriber of
+//!   `stigmergy gateway` through the topics and `stigmergy project`;
+//! - two projectors share the partitions; one is killed with SIGKILL mid-stream, and the views
+//!   equal a clean replay of the topics from offset zero;
+//! - the broker is killed and restarted while a client appends: capture answers 503 (never a
+//!   success) while it is down, and every acknowledged event reaches the views once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use postgres::NoTls;
+use serde_json::{Value, json};
+use stigmergy_domain::views::{EventIndex, Methods};
+use stigmergy_domain::{Event, LogPosition};
+use stigmergy_log::{EventLog, KafkaConfig, KafkaLog};
+use stigmergy_store::{PostgresViewStore, ViewStore};
+use stigmergy_testkit::broker::Broker;
+use support::events;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const TOKEN: &str = "split-test-operator-token";
+const PATIENCE: Duration = Duration::from_secs(90);
+const PARTITIONS: i32 = 4;
+
+/// A PostgreSQL database of one test, dropped at the end.
+struct Database {
+    server: String,
+    name: String,
+    url: String,
+}
+
+fn run_sql(server: &str, sql: &str) -> Result<(), postgres::Error> {
+    let mut client = postgres::Client::connect(server, NoTls)?;
+    client.batch_execute(sql)
+}
+
+impl Database {
+    fn create() -> Self {
+        let server = std::env::var("STIGMERGY_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!(
+                "STIGMERGY_TEST_POSTGRES_URL is unset: run ./scripts/test, which starts \
+                 PostgreSQL and sets it"
+            )
+        });
+        let name = format!("stigmergy_split_{}", uuid::Uuid::new_v4().simple());
+        run_sql(&server, &format!("CREATE DATABASE {name}")).unwrap();
+        let (base, _) = server.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        Self { server, name, url }
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        let mut client = postgres::Client::connect(&self.url, NoTls).unwrap();
+        client.query_one(sql, &[]).unwrap().get(0)
+    }
+
+    fn event_ids(&self) -> Vec<String> {
+        let mut client = postgres::Client::connect(&self.url, NoTls).unwrap();
+        client
+            .query("SELECT event_id::text FROM view_events", &[])
+            .unwrap()
+            .into_iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = run_sql(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// One process of the split deployment.
+struct Service {
+    child: Child,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+fn command(role: &str, broker: &Broker, database: &Database, data: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stigmergy"));
+    command
+        .arg(role)
+        .args([
+            "--log",
+            &broker.url(),
+            "--store",
+            &database.url,
+            "--data-dir",
+        ])
+        .arg(data)
+        .env("STIGMERGY_OPERATOR_TOKEN", TOKEN)
+        .env("STIGMERGY__KAFKA__PARTITIONS", PARTITIONS.to_string())
+        .env("STIGMERGY__KAFKA__DELIVERY_TIMEOUT_MS", "3000")
+        .env("STIGMERGY__KAFKA__PAGE_SIZE", "100")
+        .env("STIGMERGY__WORKERS", "2")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+impl Service {
+    /// Starts `stigmergy capture` or `stigmergy gateway` on a free port, and waits until it
+    /// listens and is ready.
+    async fn http(role: &str, broker: &Broker, database: &Database) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = command(role, broker, database, data.path())
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some((_, rest)) = line.split_once("is listening on ") {
+                    return rest.split_whitespace().next().unwrap().to_owned();
+                }
+            }
+            panic!("{role} exited before listening");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{role} did not listen in time"));
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let service = Self {
+            child,
+            base,
+            _data: data,
+        };
+        service.ready().await;
+        service
+    }
+
+    /// `stigmergy project` in `group`.
+    fn projector(broker: &Broker, database: &Database, group: &str) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let child = command("project", broker, database, data.path())
+            .args(["--group", group])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            base: String::new(),
+            _data: data,
+        }
+    }
+
+    async fn ready(&self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(answer) = client.get(format!("{}/readyz", self.base)).send().await
+                && answer.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never became ready",
+                self.base
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn kill(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+}
+
+async fn post(base: &str, key: &str, path: &str, body: &Value) -> (u16, Value) {
+    let answer = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    match answer {
+        Ok(answer) => {
+            let status = answer.status().as_u16();
+            (status, answer.json().await.unwrap_or(Value::Null))
+        }
+        // No answer at all is not a success either.
+        Err(_) => (0, Value::Null),
+    }
+}
+
+async fn organization(capture: &Service, name: &str) -> (String, String) {
+    let (status, body) = post(
+        &capture.base,
+        TOKEN,
+        "/v1/organizations",
+        &json!({ "name": name }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body:#}");
+    (
+        body["id"].as_str().unwrap().to_owned(),
+        body["apiKey"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn graphql(gateway: &Service, query: &str, variables: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("{}/graphql", gateway.base))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(done) = check().await {
+            return done;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_posted_to_capture_reach_gateway_queries_and_a_subscriber_across_processes() {
+    let broker = Broker::start();
+    let database = Database::create();
+    let capture = Service::http("capture", &broker, &database).await;
+    let gateway = Service::http("gateway", &broker, &database).await;
+    let _projector = Service::projector(&broker, &database, "stigmergy-views");
+    let (_, key) = organization(&capture, "Fab Lab Split").await;
+
+    // A subscriber on the gateway, from the start of the log.
+    let url = format!(
+        "{}/graphql/ws",
+        gateway.base.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let send = |message: Value| Message::text(message.to_string());
+    socket
+        .send(send(json!({ "type": "connection_init" })))
+        .await
+        .unwrap();
+    socket
+        .send(send(json!({ "id": "1", "type": "subscribe", "payload": {
+        "query": "subscription { events { cursor node { eventId type } } }" } })))
+        .await
+        .unwrap();
+
+    let recorded = [
+        events::design("designs/split-stool", "CERN-OHL-S-2.0"),
+        events::material("lots/split-oak", 40.0, "KGM"),
+        events::material("lots/split-steel", 10.0, "KGM"),
+        events::batch(
+            "batches/split-1",
+            "designs/split-stool",
+            &[
+                ("lots/split-oak", 20.0, "KGM"),
+                ("lots/split-steel", 4.0, "KGM"),
+            ],
+        ),
+        events::contribution("designs/split-stool"),
+    ];
+    let mut ids = BTreeSet::new();
+    for event in &recorded {
+        let (status, body) = post(&capture.base, &key, "/v1/events", event).await;
+        assert_eq!(status, 201, "{body:#}");
+        ids.insert(body["events"][0]["eventId"].as_str().unwrap().to_owned());
+    }
+
+    // The subscriber sees each of them once.
+    let mut seen = BTreeSet::new();
+    while seen.len() < ids.len() {
+        let message = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("the subscriber is told within the patience")
+            .unwrap()
+            .unwrap();
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let message: Value = serde_json::from_str(&text).unwrap();
+        if message["type"] != "next" {
+            continue;
+        }
+        let id = message["payload"]["data"]["events"]["node"]["eventId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(seen.insert(id), "an event told twice");
+    }
+    assert_eq!(seen, ids);
+
+    // The gateway's queries answer from the views the projector wrote.
+    let batch = events::id("batches/split-1");
+    let query = "query($id: String!) { resource(id: $id) { kind design
+        upstream(depth: 5) { nodes { id } }
+        footprint { kgCo2ePerUnit breakdown { materials } } } }";
+    let answer = eventually("the batch in the gateway's views", async || {
+        let answer = graphql(&gateway, query, json!({ "id": batch })).await;
+        (!answer["data"]["resource"].is_null()
+            && !answer["data"]["resource"]["footprint"].is_null())
+        .then_some(answer)
+    })
+    .await;
+    let resource = &answer["data"]["resource"];
+    assert_eq!(resource["kind"], "batch", "{answer:#}");
+    assert_eq!(resource["design"], events::id("designs/split-stool"));
+    let upstream: BTreeSet<&str> = resource["upstream"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        upstream.contains(events::id("lots/split-oak").as_str()),
+        "{answer:#}"
+    );
+    assert!(
+        upstream.contains(events::id("lots/split-steel").as_str()),
+        "{answer:#}"
+    );
+    // 20 kg of oak and 4 kg of steel at 2 kg CO2e/kg.
+    let materials = resource["footprint"]["breakdown"]["materials"]
+        .as_f64()
+        .unwrap();
+    assert!((materials - 48.0).abs() < 1e-6, "{answer:#}");
+
+    // The gateway records too, and the capture process sees what the gateway recorded.
+    let recorded_at_gateway = post(
+        &gateway.base,
+        &key,
+        "/v1/events",
+        &events::material("lots/split-gateway", 1.0, "KGM"),
+    )
+    .await;
+    assert_eq!(recorded_at_gateway.0, 201, "{:#}", recorded_at_gateway.1);
+    let id = recorded_at_gateway.1["events"][0]["eventId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually("the gateway's event at capture", async || {
+        let answer = reqwest::get(format!("{}/v1/events/{id}", capture.base))
+            .await
+            .ok()?;
+        answer.status().is_success().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_projectors_share_the_partitions_and_one_killed_mid_stream_leaves_a_clean_replay() {
+    let broker = Broker::start();
+    let database = Database::create();
+    let mix = stigmergy_testkit::Mix {
+        events: 2000,
+        organizations: 6,
+        hub_lots: 1,
+        retraction_rate: 0.01,
+        ..stigmergy_testkit::Mix::default()
+    };
+    let events: Vec<Event> = stigmergy_testkit::Generator::new(23, &mix).collect();
+    let mut kafka = KafkaConfig::new(broker.bootstrap());
+    kafka.partitions = PARTITIONS;
+    let mirror = tempfile::tempdir().unwrap();
+    let log = KafkaLog::open(kafka, mirror.path()).await.unwrap();
+    let appends: Vec<_> = events.chunks(100).map(|c| log.append(c.to_vec())).collect();
+    for append in appends {
+        append.await.unwrap();
+    }
+
+    let mut first = Service::projector(&broker, &database, "views");
+    let second = Service::projector(&broker, &database, "views");
+    let total = events.len() as i64;
+    let applied = |database: &Database| {
+        // The table exists once a projector has migrated the database.
+        let mut client = postgres::Client::connect(&database.url, NoTls).unwrap();
+        client
+            .query_one(
+                "SELECT CASE WHEN to_regclass('view_events') IS NULL THEN 0
+                 ELSE (SELECT count(*) FROM view_events) END",
+                &[],
+            )
+            .map(|row| row.get::<_, i64>(0))
+            .unwrap_or(0)
+    };
+    let at_kill = eventually("some pages applied", async || {
+        let applied = applied(&database);
+        (applied > total / 5).then_some(applied)
+    })
+    .await;
+    first.kill().await;
+    assert!(
+        at_kill < total,
+        "the kill landed mid-stream ({at_kill} of {total})"
+    );
+    eventually("every event applied by the survivor", async || {
+        (applied(&database) == total).then_some(())
+    })
+    .await;
+    drop(second);
+    let offsets =
+        database.count("SELECT count(*) FROM consumer_offsets WHERE consumer_group = 'views'");
+    assert_eq!(
+        offsets,
+        i64::from(PARTITIONS) * 5,
+        "an offset per partition of the 5 topics"
+    );
+
+    // A clean replay from offset zero, by a new group into a new database.
+    let clean = Database::create();
+    let replay = Service::projector(&broker, &clean, "replay");
+    eventually("the clean replay", async || {
+        (applied(&clean) == total).then_some(())
+    })
+    .await;
+    drop(replay);
+
+    let (killed, replayed) = (
+        PostgresViewStore::connect(&database.url, Methods::default()).unwrap(),
+        PostgresViewStore::connect(&clean.url, Methods::default()).unwrap(),
+    );
+    let mut ids = database.event_ids();
+    let mut clean_ids = clean.event_ids();
+    ids.sort();
+    clean_ids.sort();
+    assert_eq!(ids, clean_ids, "the same events, each once");
+    let mut resources: Vec<_> = events
+        .iter()
+        .flat_map(|e| EventIndex::of(e, LogPosition(0)).touches)
+        .map(|t| t.resource)
+        .collect();
+    resources.sort();
+    resources.dedup();
+    for resource in &resources {
+        let (a, b) = (
+            killed.record(resource).await.unwrap(),
+            replayed.record(resource).await.unwrap(),
+        );
+        assert!(
+            match (&a, &b) {
+                (Some(a), Some(b)) => a.same_as(b),
+                (None, None) => true,
+                _ => false,
+            },
+            "the record of {resource} differs from a clean replay:\n{a:?}\n{b:?}"
+        );
+        let timeline = |t: Vec<stigmergy_store::TimelineEntry>| -> BTreeSet<_> {
+            t.into_iter().map(|e| e.event.event_id).collect()
+        };
+        assert_eq!(
+            timeline(killed.timeline(resource).await.unwrap()),
+            timeline(replayed.timeline(resource).await.unwrap()),
+            "the timeline of {resource} differs"
+        );
+    }
+    eprintln!(
+        "killed one of two projectors at {at_kill} of {total} events; {} resources compared",
+        resources.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_broker_down_capture_answers_503_and_every_acknowledged_event_reaches_the_views_once()
+ {
+    let mut broker = Broker::start();
+    let database = Database::create();
+    let capture = Service::http("capture", &broker, &database).await;
+    let _projector = Service::projector(&broker, &database, "stigmergy-views");
+    let (_, key) = organization(&capture, "Restart Works").await;
+
+    let mut n = 0;
+    let mut next_event = || {
+        n += 1;
+        let id = uuid::Uuid::now_v7().to_string();
+        (
+            id.clone(),
+            events::with_id(
+                events::material(&format!("lots/restart-{n}"), 1.0, "KGM"),
+                &id,
+            ),
+        )
+    };
+    let mut acknowledged = Vec::new();
+    let mut refused: HashMap<String, Value> = HashMap::new();
+
+    // Up: every append succeeds.
+    for _ in 0..20 {
+        let (id, event) = next_event();
+        let (status, body) = post(&capture.base, &key, "/v1/events", &event).await;
+        assert_eq!(status, 201, "{body:#}");
+        acknowledged.push(id);
+    }
+
+    // Down: no success, and 503s.
+    broker.kill();
+    let down_until = Instant::now() + Duration::from_secs(8);
+    let mut unavailable = 0;
+    while Instant::now() < down_until {
+        let (id, event) = next_event();
+        let (status, body) = post(&capture.base, &key, "/v1/events", &event).await;
+        assert!(
+            !(200..300).contains(&status),
+            "a success while the broker is down: {status} {body:#}"
+        );
+        if status == 503 {
+            assert_eq!(body["status"], 503, "{body:#}");
+            unavailable += 1;
+        }
+        refused.insert(id, event);
+    }
+    assert!(
+        unavailable > 0,
+        "capture answered 503 while the broker was down"
+    );
+
+    // Back up: appends succeed again, and what was refused can be sent again, once.
+    broker.restart();
+    eventually("capture accepts again", async || {
+        let (id, event) = next_event();
+        let (status, _) = post(&capture.base, &key, "/v1/events", &event).await;
+        if status == 201 {
+            acknowledged.push(id);
+            Some(())
+        } else {
+            refused.insert(id, event);
+            None
+        }
+    })
+    .await;
+    for (id, event) in &refused {
+        let (status, body) = eventually("a refused event accepted when sent again", async || {
+            let (status, body) = post(&capture.base, &key, "/v1/events", event).await;
+            (200..300).contains(&status).then_some((status, body))
+        })
+        .await;
+        // 200 and `duplicate` when the first attempt was written after all.
+        assert!(
+            status == 201 || body["events"][0]["duplicate"] == true,
+            "{body:#}"
+        );
+        acknowledged.push(id.clone());
+    }
+
+    // Every acknowledged event is in the views, once.
+    let expected: BTreeSet<String> = acknowledged.iter().cloned().collect();
+    assert_eq!(expected.len(), acknowledged.len());
+    eventually("every acknowledged event in the views", async || {
+        let held: BTreeSet<String> = database.event_ids().into_iter().collect();
+        expected.is_subset(&held).then_some(())
+    })
+    .await;
+    let held = database.event_ids();
+    let distinct: BTreeSet<&String> = held.iter().collect();
+    assert_eq!(distinct.len(), held.len(), "no event twice in the views");
+    assert_eq!(
+        held.len(),
+        expected.len(),
+        "nothing in the views that was not acknowledged in the end"
+    );
+    eprintln!(
+        "{} acknowledged, {} refused while down ({unavailable} with 503) and accepted when sent again",
+        expected.len(),
+        refused.len()
+    );
+}
