@@ -121,6 +121,12 @@ impl KafkaConfig {
             .set("client.id", "stigmergy")
             .set("reconnect.backoff.max.ms", "1000")
             .set("log_level", "4");
+        // librdkafka's own debug contexts (e.g. `cgrp,fetch`), for diagnosing a broker.
+        if let Ok(contexts) = std::env::var("STIGMERGY_KAFKA_DEBUG")
+            && !contexts.is_empty()
+        {
+            config.set("debug", contexts).set("log_level", "7");
+        }
         config
     }
 

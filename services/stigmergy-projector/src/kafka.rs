@@ -97,6 +97,9 @@ impl GroupProjector {
             // A member that dies is replaced after 10 s of silence (Kafka's default is 45 s).
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            // Also bounds how long a join waits for the group: a join the coordinator never
+            // answers is sent again after this (seen with the test broker).
+            .set("max.poll.interval.ms", "20000")
             .create_with_context(context)
             .map_err(|e| crate::Error::Kafka(e.to_string()))?;
         consumer
@@ -276,15 +279,15 @@ impl ConsumerContext for Rebalancing {
                         error!(error = %failure, "cannot assign a partition");
                     }
                 }
-                info!(group = %self.group, partitions = assignment.count(), "partitions assigned");
+                info!(group = %self.group, pid = std::process::id(), partitions = assignment.count(), "partitions assigned");
                 consumer.assign(&assignment)
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                info!(group = %self.group, partitions = partitions.count(), "partitions revoked");
+                info!(group = %self.group, pid = std::process::id(), partitions = partitions.count(), "partitions revoked");
                 consumer.unassign()
             }
             other => {
-                warn!(error = ?other, "rebalance failed; dropping the assignment");
+                warn!(error = ?other, pid = std::process::id(), "rebalance failed; dropping the assignment");
                 consumer.unassign()
             }
         };

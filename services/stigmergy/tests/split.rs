@@ -41,9 +41,16 @@ struct Database {
     url: String,
 }
 
+/// A connection with the synchronous client, off the test's async worker.
+fn with_client<T>(url: &str, work: impl FnOnce(&mut postgres::Client) -> T) -> T {
+    tokio::task::block_in_place(|| {
+        let mut client = postgres::Client::connect(url, NoTls).unwrap();
+        work(&mut client)
+    })
+}
+
 fn run_sql(server: &str, sql: &str) -> Result<(), postgres::Error> {
-    let mut client = postgres::Client::connect(server, NoTls)?;
-    client.batch_execute(sql)
+    with_client(server, |client| client.batch_execute(sql))
 }
 
 impl Database {
@@ -62,18 +69,33 @@ impl Database {
     }
 
     fn count(&self, sql: &str) -> i64 {
-        let mut client = postgres::Client::connect(&self.url, NoTls).unwrap();
-        client.query_one(sql, &[]).unwrap().get(0)
+        with_client(&self.url, |client| {
+            client.query_one(sql, &[]).unwrap().get(0)
+        })
     }
 
+    /// The events the views hold (none before a projector created the tables).
     fn event_ids(&self) -> Vec<String> {
-        let mut client = postgres::Client::connect(&self.url, NoTls).unwrap();
-        client
-            .query("SELECT event_id::text FROM view_events", &[])
-            .unwrap()
-            .into_iter()
-            .map(|row| row.get(0))
-            .collect()
+        with_client(&self.url, |client| {
+            client
+                .query("SELECT event_id::text FROM view_events", &[])
+                .map(|rows| rows.into_iter().map(|row| row.get(0)).collect())
+                .unwrap_or_default()
+        })
+    }
+
+    /// How many events the views hold.
+    fn applied(&self) -> i64 {
+        with_client(&self.url, |client| {
+            client
+                .query_one(
+                    "SELECT CASE WHEN to_regclass('view_events') IS NULL THEN 0
+                     ELSE (SELECT count(*) FROM view_events) END",
+                    &[],
+                )
+                .map(|row| row.get::<_, i64>(0))
+                .unwrap_or(0)
+        })
     }
 }
 
@@ -110,7 +132,10 @@ fn command(role: &str, broker: &Broker, database: &Database, data: &std::path::P
         .env("STIGMERGY__KAFKA__DELIVERY_TIMEOUT_MS", "3000")
         .env("STIGMERGY__KAFKA__PAGE_SIZE", "100")
         .env("STIGMERGY__WORKERS", "2")
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("SPLIT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .kill_on_drop(true);
     command
@@ -347,11 +372,11 @@ async fn events_posted_to_capture_reach_gateway_queries_and_a_subscriber_across_
         upstream.contains(events::id("lots/split-steel").as_str()),
         "{answer:#}"
     );
-    // 20 kg of oak and 4 kg of steel at 2 kg CO2e/kg.
+    // 20 kg of oak and 4 kg of steel at 2 kg CO2e/kg, over the batch's 10 stools.
     let materials = resource["footprint"]["breakdown"]["materials"]
         .as_f64()
         .unwrap();
-    assert!((materials - 48.0).abs() < 1e-6, "{answer:#}");
+    assert!((materials - 4.8).abs() < 1e-9, "{answer:#}");
 
     // The gateway records too, and the capture process sees what the gateway recorded.
     let recorded_at_gateway = post(
@@ -396,21 +421,16 @@ async fn two_projectors_share_the_partitions_and_one_killed_mid_stream_leaves_a_
         append.await.unwrap();
     }
 
+    // The second member joins once the first is at work (when both join at once, the test
+    // broker sometimes never answers the second's join; see docs/decisions.md).
     let mut first = Service::projector(&broker, &database, "views");
-    let second = Service::projector(&broker, &database, "views");
     let total = events.len() as i64;
-    let applied = |database: &Database| {
-        // The table exists once a projector has migrated the database.
-        let mut client = postgres::Client::connect(&database.url, NoTls).unwrap();
-        client
-            .query_one(
-                "SELECT CASE WHEN to_regclass('view_events') IS NULL THEN 0
-                 ELSE (SELECT count(*) FROM view_events) END",
-                &[],
-            )
-            .map(|row| row.get::<_, i64>(0))
-            .unwrap_or(0)
-    };
+    let applied = |database: &Database| database.applied();
+    eventually("the first projector at work", async || {
+        (applied(&database) > 0).then_some(())
+    })
+    .await;
+    let second = Service::projector(&broker, &database, "views");
     let at_kill = eventually("some pages applied", async || {
         let applied = applied(&database);
         (applied > total / 5).then_some(applied)
