@@ -8,6 +8,15 @@
 //! partition in a rebalance, leaves the store at its last committed page; whoever reads the
 //! partition next starts there. An event read twice is applied once: the store skips ids it
 //! holds. The views converge whatever the interleaving across partitions.
+//!
+//! After each page, a member publishes the current record of every resource the page's events
+//! touch, and of everything downstream of those, on `stigmergy.metadata.v1` (compacted, keyed by the resource), and each of their
+//! anomalies on `stigmergy.anomalies.v1`; once the broker has acknowledged them, it stores the
+//! page's offsets again under `<group>.published`. A member resumes each partition from the
+//! lesser of the two offsets, so a crash between applying and publishing publishes again
+//! (applying again changes nothing): publication is at least once. Each document carries
+//! `asOf`, the views' position when it was read; members publish side by side, so of the
+//! documents of one resource the one with the greatest `asOf` is the current one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,11 +25,15 @@ use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::message::Message;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
-use stigmergy_domain::Event;
-use stigmergy_log::kafka::{self, KafkaConfig, STAGE_TOPICS};
+use serde_json::json;
+use stigmergy_domain::views::{Direction, EventIndex};
+use stigmergy_domain::{Event, Iri, LogPosition};
+use stigmergy_log::kafka::{self, ANOMALIES_TOPIC, KafkaConfig, METADATA_TOPIC, STAGE_TOPICS};
 use stigmergy_store::{PartitionOffset, ViewStore};
 use tokio::runtime::Handle;
 use tracing::{error, info, info_span, warn};
@@ -40,6 +53,12 @@ pub struct GroupProjector {
     group: String,
     store: Arc<dyn ViewStore>,
     page_size: usize,
+    publish: bool,
+}
+
+/// The name under which a group keeps the offsets whose pages it has published.
+fn published(group: &str) -> String {
+    format!("{group}.published")
 }
 
 /// A running member: stop it to leave the group after the page it is applying.
@@ -73,7 +92,14 @@ impl GroupProjector {
             group: group.into(),
             store,
             page_size: DEFAULT_GROUP_PAGE_SIZE,
+            publish: true,
         }
+    }
+
+    /// Whether to publish records and anomalies after each page (on by default).
+    pub fn with_publishing(mut self, publish: bool) -> Self {
+        self.publish = publish;
+        self
     }
 
     /// Most events applied in one transaction.
@@ -88,7 +114,18 @@ impl GroupProjector {
         let context = Rebalancing {
             store: self.store.clone(),
             group: self.group.clone(),
+            publish: self.publish,
             runtime: runtime.clone(),
+        };
+        let publisher: Option<FutureProducer> = if self.publish {
+            Some(
+                self.config
+                    .producer()
+                    .create()
+                    .map_err(|e| crate::Error::Kafka(e.to_string()))?,
+            )
+        } else {
+            None
         };
         let consumer: BaseConsumer<Rebalancing> = self
             .config
@@ -109,7 +146,7 @@ impl GroupProjector {
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name(format!("projector-{}", self.group))
-            .spawn(move || self.consume(&consumer, &stopping, &runtime))
+            .spawn(move || self.consume(&consumer, publisher.as_ref(), &stopping, &runtime))
             .map_err(|e| crate::Error::Kafka(e.to_string()))?;
         Ok(Running { stop, thread })
     }
@@ -117,6 +154,7 @@ impl GroupProjector {
     fn consume(
         &self,
         consumer: &BaseConsumer<Rebalancing>,
+        publisher: Option<&FutureProducer>,
         stop: &AtomicBool,
         runtime: &Handle,
     ) -> Result<()> {
@@ -155,19 +193,25 @@ impl GroupProjector {
                 None => {}
             }
             let full = std::mem::take(&mut page);
-            self.apply(full, stop, runtime);
+            self.apply(full, publisher, stop, runtime);
         }
         if !page.offsets.is_empty() {
-            self.apply(page, stop, runtime);
+            self.apply(page, publisher, stop, runtime);
         }
         consumer.unsubscribe();
         info!(group = %self.group, "projector left its consumer group");
         Ok(())
     }
 
-    /// Applies a page, trying again (the same page) until the store takes it or the member is
-    /// asked to stop.
-    fn apply(&self, page: Page, stop: &AtomicBool, runtime: &Handle) {
+    /// Applies a page, and publishes what it touched, each tried again until it works or the
+    /// member is asked to stop.
+    fn apply(
+        &self,
+        page: Page,
+        publisher: Option<&FutureProducer>,
+        stop: &AtomicBool,
+        runtime: &Handle,
+    ) {
         let offsets: Vec<PartitionOffset> = page
             .offsets
             .into_iter()
@@ -179,30 +223,127 @@ impl GroupProjector {
             .collect();
         let span = page.span;
         span.record("events", page.events.len());
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let applied = span.in_scope(|| {
-                runtime.block_on(self.store.apply_consumed(
-                    &self.group,
-                    page.events.clone(),
-                    offsets.clone(),
-                ))
+        let applied = persist("apply a page to the views", stop, || {
+            span.in_scope(|| {
+                runtime
+                    .block_on(self.store.apply_consumed(
+                        &self.group,
+                        page.events.clone(),
+                        offsets.clone(),
+                    ))
+                    .map_err(crate::Error::from)
+            })
+        });
+        let Some(new) = applied else { return };
+        span.record("new", new);
+        if let Some(publisher) = publisher {
+            persist("publish what a page changed", stop, || {
+                span.in_scope(|| runtime.block_on(self.publish(publisher, &page.events, &offsets)))
             });
-            match applied {
-                Ok(new) => {
-                    span.record("new", new);
-                    return;
-                }
-                Err(failure) if !stop.load(Ordering::SeqCst) => {
-                    error!(error = %failure, "cannot apply a page to the views; trying again");
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(10));
-                }
-                Err(failure) => {
-                    error!(error = %failure, "stopping with a page not applied; it is read again at the next start");
-                    return;
-                }
+        }
+    }
+
+    /// Publishes the records (and their anomalies) of what `events` touch, then notes `offsets`
+    /// as published.
+    async fn publish(
+        &self,
+        producer: &FutureProducer,
+        events: &[Event],
+        offsets: &[PartitionOffset],
+    ) -> Result<()> {
+        let mut touched: Vec<Iri> = events
+            .iter()
+            .flat_map(|event| EventIndex::of(event, LogPosition(0)).touches)
+            .map(|touch| touch.resource)
+            .collect();
+        touched.sort();
+        touched.dedup();
+        // A record changes with what it touches, and with what it is made from: a footprint or
+        // an attribution passes on downstream.
+        let mut resources = touched.clone();
+        for resource in &touched {
+            let downstream = self
+                .store
+                .lineage(resource, Direction::Downstream, PUBLISHED_REACH)
+                .await?;
+            resources.extend(downstream.nodes.into_iter().map(|(node, _)| node));
+        }
+        resources.sort();
+        resources.dedup();
+        // How far the views had come before the records were read: members publish side by
+        // side, so a record read earlier may land later; a reader keeps the greatest `asOf`.
+        let as_of = self.store.position(&self.group).await?.0;
+        let records = self.store.records(&resources).await?;
+        let mut deliveries = Vec::new();
+        for (resource, record) in &records {
+            let document = json!({ "id": resource, "asOf": as_of, "record": record });
+            deliveries.push(send(producer, METADATA_TOPIC, resource, &document).await?);
+            for anomaly in &record.anomalies {
+                let told = json!({ "resource": resource, "asOf": as_of, "anomaly": anomaly });
+                deliveries.push(send(producer, ANOMALIES_TOPIC, resource, &told).await?);
             }
+        }
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((failure, _))) => return Err(crate::Error::Kafka(failure.to_string())),
+                Err(_) => return Err(crate::Error::Kafka("the producer stopped".into())),
+            }
+        }
+        self.store
+            .apply_consumed(&published(&self.group), Vec::new(), offsets.to_vec())
+            .await?;
+        Ok(())
+    }
+}
+
+/// How far downstream of what a page touched records are published again.
+const PUBLISHED_REACH: u32 = 64;
+
+/// Does `work` until it succeeds (pausing longer after each failure), unless the member is
+/// asked to stop; `None` when it stopped first.
+fn persist<T>(what: &str, stop: &AtomicBool, mut work: impl FnMut() -> Result<T>) -> Option<T> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match work() {
+            Ok(done) => return Some(done),
+            Err(failure) if !stop.load(Ordering::SeqCst) => {
+                error!(error = %failure, "cannot {what}; trying again");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+            Err(failure) => {
+                error!(error = %failure, "stopping before it could {what}; the page is read again at the next start");
+                return None;
+            }
+        }
+    }
+}
+
+/// Enqueues one JSON record, waiting while the producer's queue is full.
+async fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &Iri,
+    value: &serde_json::Value,
+) -> Result<DeliveryFuture> {
+    let payload = value.to_string();
+    let headers = OwnedHeaders::new().insert(Header {
+        key: kafka::header::CONTENT_TYPE,
+        value: Some("application/json"),
+    });
+    let mut record = FutureRecord::to(topic)
+        .key(key.as_str())
+        .payload(&payload)
+        .headers(headers);
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((failure, _)) => return Err(crate::Error::Kafka(failure.to_string())),
         }
     }
 }
@@ -233,16 +374,38 @@ impl Default for Page {
 struct Rebalancing {
     store: Arc<dyn ViewStore>,
     group: String,
+    publish: bool,
     runtime: Handle,
 }
 
 impl ClientContext for Rebalancing {}
 
 impl Rebalancing {
+    /// Where to resume each partition: what the group applied, or, when it publishes, the
+    /// lesser of that and what it published (a partition missing from either starts over).
     fn stored_offsets(&self) -> Vec<PartitionOffset> {
         let mut pause = Duration::from_millis(100);
         for _ in 0..8 {
-            match self.runtime.block_on(self.store.consumed(&self.group)) {
+            let stored = self.runtime.block_on(async {
+                let applied = self.store.consumed(&self.group).await?;
+                if !self.publish {
+                    return Ok(applied);
+                }
+                let published = self.store.consumed(&published(&self.group)).await?;
+                Ok::<_, stigmergy_store::Error>(
+                    applied
+                        .into_iter()
+                        .filter_map(|mut offset| {
+                            let done = published.iter().find(|p| {
+                                p.topic == offset.topic && p.partition == offset.partition
+                            })?;
+                            offset.next = offset.next.min(done.next);
+                            Some(offset)
+                        })
+                        .collect(),
+                )
+            });
+            match stored {
                 Ok(offsets) => return offsets,
                 Err(failure) => {
                     error!(error = %failure, "cannot read the group's offsets from the store; trying again");

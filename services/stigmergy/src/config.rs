@@ -54,6 +54,8 @@ pub struct KafkaSettings {
     pub group: String,
     /// Most events a projector applies in one transaction.
     pub page_size: usize,
+    /// Whether projectors publish records and anomalies on the metadata and anomalies topics.
+    pub publish: bool,
 }
 
 impl Default for KafkaSettings {
@@ -64,6 +66,7 @@ impl Default for KafkaSettings {
             delivery_timeout_ms: 10_000,
             group: stigmergy_projector::kafka::DEFAULT_GROUP.to_owned(),
             page_size: stigmergy_projector::kafka::DEFAULT_GROUP_PAGE_SIZE,
+            publish: true,
         }
     }
 }

@@ -64,6 +64,7 @@ pub async fn run_group(config: &Config, brokers: &str) -> anyhow::Result<()> {
     let views = open_views(config)?;
     let running = GroupProjector::new(kafka, config.kafka.group.clone(), views)
         .with_page_size(config.kafka.page_size)
+        .with_publishing(config.kafka.publish)
         .start(tokio::runtime::Handle::current())?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut finished = tokio::time::interval(Duration::from_millis(500));

@@ -118,7 +118,7 @@ struct Service {
 fn command(role: &str, broker: &Broker, database: &Database, data: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stigmergy"));
     command
-        .arg(role)
+        .args(["--log-format", "json", role])
         .args([
             "--log",
             &broker.url(),
@@ -172,11 +172,12 @@ impl Service {
         service
     }
 
-    /// `stigmergy project` in `group`.
-    fn projector(broker: &Broker, database: &Database, group: &str) -> Self {
+    /// `stigmergy project` in `group`, publishing records and anomalies or not.
+    fn projector(broker: &Broker, database: &Database, group: &str, publish: bool) -> Self {
         let data = tempfile::tempdir().unwrap();
         let child = command("project", broker, database, data.path())
             .args(["--group", group])
+            .env("STIGMERGY__KAFKA__PUBLISH", publish.to_string())
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
@@ -257,6 +258,48 @@ async fn graphql(gateway: &Service, query: &str, variables: Value) -> Value {
         .unwrap()
 }
 
+/// Every record of `topic` (key, JSON value), read from the beginning until `enough` says so.
+async fn read_topic(
+    broker: &Broker,
+    topic: &str,
+    enough: impl Fn(&[(String, Value)]) -> bool + Send + 'static,
+) -> Vec<(String, Value)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let (bootstrap, topic) = (broker.bootstrap(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = KafkaConfig::new(bootstrap)
+            .consumer("split-test-reader")
+            .create()
+            .unwrap();
+        let partitions =
+            stigmergy_log::kafka::partitions_of(&consumer, &[topic.as_str()], PATIENCE).unwrap();
+        let mut assignment = rdkafka::TopicPartitionList::new();
+        for (topic, partition) in &partitions {
+            assignment
+                .add_partition_offset(topic, *partition, rdkafka::Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&assignment).unwrap();
+        let mut records = Vec::new();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(message) => {
+                    let message = message.unwrap();
+                    let key = String::from_utf8_lossy(message.key().unwrap()).into_owned();
+                    let value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+                    records.push((key, value));
+                }
+                None if enough(&records) => return records,
+                None => assert!(Instant::now() < deadline, "{topic}: not enough records"),
+            }
+        }
+    })
+    .await
+    .unwrap()
+}
+
 async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -274,7 +317,7 @@ async fn events_posted_to_capture_reach_gateway_queries_and_a_subscriber_across_
     let database = Database::create();
     let capture = Service::http("capture", &broker, &database).await;
     let gateway = Service::http("gateway", &broker, &database).await;
-    let _projector = Service::projector(&broker, &database, "stigmergy-views");
+    let _projector = Service::projector(&broker, &database, "stigmergy-views", true);
     let (_, key) = organization(&capture, "Fab Lab Split").await;
 
     // A subscriber on the gateway, from the start of the log.
@@ -398,6 +441,92 @@ async fn events_posted_to_capture_reach_gateway_queries_and_a_subscriber_across_
         answer.status().is_success().then_some(())
     })
     .await;
+
+    // An event written to the topic without capture's rules, as a racing capture instance
+    // might: a batch made from a lot nobody recorded. The projector reports it as an anomaly.
+    let mut kafka = KafkaConfig::new(broker.bootstrap());
+    kafka.partitions = PARTITIONS;
+    let mirror = tempfile::tempdir().unwrap();
+    let log = KafkaLog::open(kafka, mirror.path()).await.unwrap();
+    log.sync().await.unwrap();
+    let batch_event = log
+        .read_after(LogPosition(0), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|stored| stored.event.event_type() == stigmergy_domain::EventType::BatchFabricated)
+        .unwrap();
+    let odd_batch = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+    let mut odd = serde_json::to_value(&batch_event.event).unwrap();
+    odd["eventId"] = json!(uuid::Uuid::now_v7().to_string());
+    odd["subject"] = json!(odd_batch);
+    odd["payload"]["batchId"] = json!(odd_batch);
+    odd["payload"]["inputs"] = json!([{ "resource": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        "quantity": { "amount": 1, "unit": "KGM" } }]);
+    let odd: Event = serde_json::from_value(odd).unwrap();
+    let odd_id = odd.event_id.to_string();
+    log.append(vec![odd]).await.unwrap();
+    eventually("the odd batch in the views", async || {
+        database.event_ids().contains(&odd_id).then_some(())
+    })
+    .await;
+    let views = PostgresViewStore::connect(&database.url, Methods::default()).unwrap();
+    let resources: Vec<stigmergy_domain::Iri> = [
+        events::id("designs/split-stool"),
+        events::id("lots/split-oak"),
+        events::id("lots/split-steel"),
+        batch.clone(),
+        odd_batch.clone(),
+    ]
+    .into_iter()
+    .map(|iri| stigmergy_domain::Iri::parse(iri).unwrap())
+    .collect();
+    // What the projector published: every resource's record, and the anomaly of the odd batch.
+    let wanted: BTreeSet<String> = resources.iter().map(|r| r.as_str().to_owned()).collect();
+    let metadata = read_topic(
+        &broker,
+        stigmergy_log::kafka::METADATA_TOPIC,
+        move |records| {
+            let keys: BTreeSet<&str> = records.iter().map(|(key, _)| key.as_str()).collect();
+            wanted.iter().all(|w| keys.contains(w.as_str()))
+        },
+    )
+    .await;
+    // Of the documents of one resource, the one read last (greatest `asOf`) is the current one.
+    let mut latest: HashMap<&str, &Value> = HashMap::new();
+    for (key, value) in &metadata {
+        let newer = latest
+            .get(key.as_str())
+            .is_none_or(|seen| seen["asOf"].as_u64() <= value["asOf"].as_u64());
+        if newer {
+            latest.insert(key.as_str(), value);
+        }
+    }
+    for resource in &resources {
+        let published = latest
+            .get(resource.as_str())
+            .unwrap_or_else(|| panic!("no metadata record for {resource}"));
+        let record: stigmergy_domain::views::Record =
+            serde_json::from_value(published["record"].clone()).unwrap();
+        let current = views.record(resource).await.unwrap().unwrap();
+        assert!(
+            record.same_as(&current),
+            "the last published record of {resource} is not the current one"
+        );
+    }
+    let wanted = odd_batch.clone();
+    let anomalies = read_topic(
+        &broker,
+        stigmergy_log::kafka::ANOMALIES_TOPIC,
+        move |records| records.iter().any(|(key, _)| key == &wanted),
+    )
+    .await;
+    let told = anomalies
+        .iter()
+        .find(|(key, _)| key == &odd_batch)
+        .map(|(_, value)| value)
+        .unwrap();
+    assert_eq!(told["anomaly"]["kind"], "unresolvedReference", "{told:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,17 +549,34 @@ async fn two_projectors_share_the_partitions_and_one_killed_mid_stream_leaves_a_
     for append in appends {
         append.await.unwrap();
     }
+    // One more, written to the topic without capture's rules (as a racing capture instance
+    // might): a batch made from a lot nobody recorded. The projectors report it as an anomaly.
+    let odd_batch = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+    let mut odd: Value = events
+        .iter()
+        .find(|e| e.event_type() == stigmergy_domain::EventType::BatchFabricated)
+        .map(|e| serde_json::to_value(e).unwrap())
+        .unwrap();
+    odd["eventId"] = json!(uuid::Uuid::now_v7().to_string());
+    odd["subject"] = json!(odd_batch);
+    odd["payload"]["batchId"] = json!(odd_batch);
+    odd["payload"]["inputs"] = json!([{ "resource": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        "quantity": { "amount": 1, "unit": "KGM" } }]);
+    let odd: Event = serde_json::from_value(odd).unwrap();
+    log.append(vec![odd.clone()]).await.unwrap();
+    let mut events = events;
+    events.push(odd);
 
     // The second member joins once the first is at work (when both join at once, the test
     // broker sometimes never answers the second's join; see docs/decisions.md).
-    let mut first = Service::projector(&broker, &database, "views");
+    let mut first = Service::projector(&broker, &database, "views", false);
     let total = events.len() as i64;
     let applied = |database: &Database| database.applied();
     eventually("the first projector at work", async || {
         (applied(&database) > 0).then_some(())
     })
     .await;
-    let second = Service::projector(&broker, &database, "views");
+    let second = Service::projector(&broker, &database, "views", false);
     let at_kill = eventually("some pages applied", async || {
         let applied = applied(&database);
         (applied > total / 5).then_some(applied)
@@ -456,7 +602,7 @@ async fn two_projectors_share_the_partitions_and_one_killed_mid_stream_leaves_a_
 
     // A clean replay from offset zero, by a new group into a new database.
     let clean = Database::create();
-    let replay = Service::projector(&broker, &clean, "replay");
+    let replay = Service::projector(&broker, &clean, "replay", false);
     eventually("the clean replay", async || {
         (applied(&clean) == total).then_some(())
     })
@@ -501,6 +647,7 @@ async fn two_projectors_share_the_partitions_and_one_killed_mid_stream_leaves_a_
             "the timeline of {resource} differs"
         );
     }
+
     eprintln!(
         "killed one of two projectors at {at_kill} of {total} events; {} resources compared",
         resources.len()
@@ -513,7 +660,7 @@ async fn with_the_broker_down_capture_answers_503_and_every_acknowledged_event_r
     let mut broker = Broker::start();
     let database = Database::create();
     let capture = Service::http("capture", &broker, &database).await;
-    let _projector = Service::projector(&broker, &database, "stigmergy-views");
+    let _projector = Service::projector(&broker, &database, "stigmergy-views", true);
     let (_, key) = organization(&capture, "Restart Works").await;
 
     let mut n = 0;

@@ -1,6 +1,6 @@
 //! What the benches share: the application started in the bench's process on a runtime of its
-//! own, the HTTP calls every bench makes, fresh ids and submissions, and the CPU each group of
-//! threads used (from `/proc`, Linux only).
+//! own, the HTTP calls every bench makes, fresh ids and submissions, and the CPU each process
+//! and each group of threads used (from `/proc`, Linux only).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -152,9 +152,24 @@ pub fn submission(event_type: &str, payload: Value) -> Value {
 pub struct ThreadTimes(HashMap<String, (String, Duration)>);
 
 impl ThreadTimes {
+    /// Of this process.
     pub fn now() -> Self {
+        Self::of_tasks("/proc/self/task")
+    }
+
+    /// No thread yet: what `since` counts from for a process started meanwhile.
+    pub fn empty() -> Self {
+        Self(HashMap::new())
+    }
+
+    /// Of the process `pid` (another one, e.g. a service the bench started).
+    pub fn of(pid: u32) -> Self {
+        Self::of_tasks(&format!("/proc/{pid}/task"))
+    }
+
+    fn of_tasks(dir: &str) -> Self {
         let mut threads = HashMap::new();
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        let Ok(tasks) = std::fs::read_dir(dir) else {
             return Self(threads);
         };
         for task in tasks.flatten() {
@@ -205,4 +220,16 @@ impl ThreadTimes {
         used.retain(|(_, cpu)| !cpu.is_zero());
         used
     }
+}
+
+/// CPU time (user and system) the process `pid` used so far, its ended threads included, from
+/// `/proc/<pid>/stat`; in steps of 10 ms (Linux reports it in clock ticks of 1/100 s). `None` when
+/// it cannot be read (not Linux, or the process is gone).
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name (in parentheses, and possibly holding spaces) come the fields from
+    // the third on: utime is the 14th, stime the 15th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index)?.parse::<u64>().ok();
+    Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
