@@ -191,7 +191,7 @@ impl Application {
                         capture: capture.clone(),
                         projector,
                     },
-                    config.graphql.clone(),
+                    config.graphql,
                 )))
             }
         };
