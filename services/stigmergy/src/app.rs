@@ -202,7 +202,7 @@ impl Application {
         let address = listener.local_addr()?;
         let mut server = actix_web::HttpServer::new(move || {
             let app = App::new()
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<crate::telemetry::ContinuedRootSpan>::new())
                 .app_data(capture.clone())
                 .configure(stigmergy_capture::configure);
             let app = match &gateway {

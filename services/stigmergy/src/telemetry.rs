@@ -79,3 +79,43 @@ pub fn init(
         .try_init()?;
     Ok(TelemetryGuard { provider })
 }
+
+/// The root span of every HTTP request, continuing the caller's trace when the request carries
+/// W3C trace context (`traceparent`), so that a client's trace spans capture, the Kafka
+/// delivery, the projectors and the gateway.
+#[derive(Debug)]
+pub struct ContinuedRootSpan;
+
+struct RequestHeaders<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for RequestHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|name| name.as_str()).collect()
+    }
+}
+
+impl tracing_actix_web::RootSpanBuilder for ContinuedRootSpan {
+    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let span = tracing_actix_web::root_span!(request);
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&RequestHeaders(request.headers()))
+        });
+        use opentelemetry::trace::TraceContextExt as _;
+        if parent.span().span_context().is_valid() {
+            let _ = span.set_parent(parent);
+        }
+        span
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}

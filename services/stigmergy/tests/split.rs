@@ -24,6 +24,7 @@ use stigmergy_domain::{Event, LogPosition};
 use stigmergy_log::{EventLog, KafkaConfig, KafkaLog};
 use stigmergy_store::{PostgresViewStore, ViewStore};
 use stigmergy_testkit::broker::Broker;
+use support::collector::Collector;
 use support::events;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -115,7 +116,13 @@ struct Service {
     _data: tempfile::TempDir,
 }
 
-fn command(role: &str, broker: &Broker, database: &Database, data: &std::path::Path) -> Command {
+fn command(
+    role: &str,
+    broker: &Broker,
+    database: &Database,
+    data: &std::path::Path,
+    env: &[(&str, String)],
+) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stigmergy"));
     command
         .args(["--log-format", "json", role])
@@ -138,6 +145,9 @@ fn command(role: &str, broker: &Broker, database: &Database, data: &std::path::P
         )
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
     command
 }
 
@@ -145,8 +155,17 @@ impl Service {
     /// Starts `stigmergy capture` or `stigmergy gateway` on a free port, and waits until it
     /// listens and is ready.
     async fn http(role: &str, broker: &Broker, database: &Database) -> Self {
+        Self::http_with(role, broker, database, &[]).await
+    }
+
+    async fn http_with(
+        role: &str,
+        broker: &Broker,
+        database: &Database,
+        env: &[(&str, String)],
+    ) -> Self {
         let data = tempfile::tempdir().unwrap();
-        let mut child = command(role, broker, database, data.path())
+        let mut child = command(role, broker, database, data.path(), env)
             .args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .spawn()
@@ -174,8 +193,18 @@ impl Service {
 
     /// `stigmergy project` in `group`, publishing records and anomalies or not.
     fn projector(broker: &Broker, database: &Database, group: &str, publish: bool) -> Self {
+        Self::projector_with(broker, database, group, publish, &[])
+    }
+
+    fn projector_with(
+        broker: &Broker,
+        database: &Database,
+        group: &str,
+        publish: bool,
+        env: &[(&str, String)],
+    ) -> Self {
         let data = tempfile::tempdir().unwrap();
-        let child = command("project", broker, database, data.path())
+        let child = command("project", broker, database, data.path(), env)
             .args(["--group", group])
             .env("STIGMERGY__KAFKA__PUBLISH", publish.to_string())
             .stdout(Stdio::null())
@@ -757,4 +786,71 @@ async fn with_the_broker_down_capture_answers_503_and_every_acknowledged_event_r
         expected.len(),
         refused.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_spans_a_capture_request_its_kafka_delivery_the_projector_and_a_gateway_query() {
+    let collector = Collector::start();
+    let broker = Broker::start();
+    let database = Database::create();
+    let otlp = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+        // Spans below this level are not made, so not exported either.
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    let capture = Service::http_with("capture", &broker, &database, &otlp).await;
+    let gateway = Service::http_with("gateway", &broker, &database, &otlp).await;
+    let _projector = Service::projector_with(&broker, &database, "stigmergy-views", false, &otlp);
+    let (_, key) = organization(&capture, "Traced Works").await;
+
+    // The client's trace: every process continues it.
+    let trace = uuid::Uuid::new_v4();
+    let traceparent = format!("00-{}-00f067aa0ba902b7-01", trace.simple());
+    let answer = reqwest::Client::new()
+        .post(format!("{}/v1/events", capture.base))
+        .bearer_auth(&key)
+        .header("traceparent", &traceparent)
+        .json(&events::material("lots/traced", 3.0, "KGM"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let id = answer.json::<Value>().await.unwrap()["events"][0]["eventId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually("the traced event in the views", async || {
+        database.event_ids().contains(&id).then_some(())
+    })
+    .await;
+    let answer = reqwest::Client::new()
+        .post(format!("{}/graphql", gateway.base))
+        .header("traceparent", &traceparent)
+        .json(
+            &json!({ "query": "query($id: String!) { resource(id: $id) { kind } }",
+            "variables": { "id": events::id("lots/traced") } }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+
+    // The spans each process exported carry the trace's id: the capture request and its Kafka
+    // append, the projector's page (linked through the record's `traceparent`), the query.
+    let trace_id = trace.as_bytes().as_slice();
+    for (service, span) in [
+        ("stigmergy-capture", "log.append"),
+        ("stigmergy-projector", "projector.apply"),
+        ("stigmergy-gateway", "/graphql"),
+    ] {
+        eventually(
+            &format!("{service}'s {span} span in the trace"),
+            async || {
+                (collector.exports_with(&[service.as_bytes(), span.as_bytes(), trace_id]) > 0)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
 }

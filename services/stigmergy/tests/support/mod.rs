@@ -2,6 +2,7 @@
 //! directory, spoken to over HTTP, and builders of valid events.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod collector;
 pub mod events;
 
 use reqwest::StatusCode;
