@@ -43,7 +43,7 @@
 //! creates three databases and drops them at the end. It starts throwaway tansu brokers
 //! (`stigmergy_testkit::broker`), unless `STIGMERGY_BENCH_KAFKA=host:port` names a broker to use
 //! instead: its `stigmergy.*.v1` topics are created when missing and written to by every path,
-//! so use one whose topics are disposable and empty (step 2 reads everything they hold).
+//! so use one whose topics are disposable, best empty (step 2 reads everything they hold).
 //! `KAFKA_BENCH_LOG` sets the services' `RUST_LOG` (default `warn`, and `info` for the
 //! projector's own lines, which say when it was given its partitions).
 
@@ -484,8 +484,10 @@ fn report_progress(name: &str, measured: &Measured) {
 // ---------------------------------------------------------------------------------------------
 // Step 1: producing.
 
-/// `MaterialSourced` events only, from a generated stream (one organisation, no hub lots).
-fn material_stream(seed: u64, events: usize) -> Vec<Event> {
+/// `MaterialSourced` events only, from a generated stream (one organisation, no hub lots), with
+/// ids of their own in every run (the seed is random), so that runs against the same external
+/// broker do not write the same event twice.
+fn material_stream(events: usize) -> Vec<Event> {
     let zero = Proportions {
         designs_published: 0.0,
         designs_forked: 0.0,
@@ -504,6 +506,7 @@ fn material_stream(seed: u64, events: usize) -> Vec<Event> {
         retraction_rate: 0.0,
         proportions: zero,
     };
+    let seed = uuid::Uuid::new_v4().as_u64_pair().0;
     stigmergy_testkit::Generator::new(seed, &mix).collect()
 }
 
@@ -604,7 +607,7 @@ async fn bare_produce(
     options: &Options,
     broker: Option<u32>,
 ) -> anyhow::Result<Measured> {
-    let events = material_stream(1, options.batch + options.events);
+    let events = material_stream(options.batch + options.events);
     let (warm_up, measured) = events.split_at(options.batch);
     let producer: FutureProducer = config.producer().create()?;
     // The first send connects and starts the idempotent session.
@@ -661,7 +664,7 @@ async fn bare_round_trip(
     options: &Options,
     broker: Option<u32>,
 ) -> anyhow::Result<Measured> {
-    let events = material_stream(2, options.batch + options.events);
+    let events = material_stream(options.batch + options.events);
     let (warm_up, measured) = events.split_at(options.batch);
     let producer: FutureProducer = config.producer().create()?;
     let stop = Arc::new(AtomicBool::new(false));
