@@ -6,15 +6,18 @@
 //! that order within each partition; many appends are in flight at once, bounded by the
 //! producer's queue. An append is answered only once every one of its events has a delivery
 //! report, once every append before it succeeded (a failed append fails those after it, as the
-//! [`EventLog`] port's fail-stop rule says), and once the mirror holds its events, so that what
-//! this process appended is what it reads next.
+//! [`EventLog`] port's fail-stop rule says), and once its events are in the mirror — written
+//! there straight away, not read back from the topics — so that what this process appended is
+//! what it reads next.
 //!
 //! **The mirror.** Kafka keeps no total order across partitions and cannot find an event by id,
 //! yet capture's rules and the gateway's subscriptions need both. A consumer outside any group
 //! reads every partition of the stage topics and appends what it reads, in the order it reads
 //! it, to an [`EmbeddedLog`] in the mirror directory: its positions are local to this process,
-//! dense and durable, and `read_after`, `get`, `head` and `follow` read from it. Events already
-//! mirrored (a redelivery, a producer's retry after a lost acknowledgement) are skipped by id.
+//! dense and durable, and `read_after`, `get`, `head` and `follow` read from it. The records
+//! this process appended are already there, and the consumer skips them by offset without
+//! decoding them; other events already mirrored (a redelivery, a producer's retry after a lost
+//! acknowledgement) are skipped by id.
 //! The offsets it reached are kept beside it, so a restart reads only what it has not seen.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -420,9 +423,11 @@ impl KafkaLog {
         }
         consumer.assign(&assignment).map_err(kafka)?;
         let (progress, mirrored) = watch::channel(offsets.clone());
+        let own: Arc<OwnRecords> = Arc::default();
         tokio::spawn(mirror_loop(
             consumer.clone(),
             mirror.clone(),
+            own.clone(),
             mirror_dir.to_owned(),
             offsets,
             progress,
@@ -438,10 +443,9 @@ impl KafkaLog {
                 recent: std::sync::Mutex::new((HashMap::new(), VecDeque::new())),
                 producer,
                 mirror: mirror.clone(),
-                mirrored: mirrored.clone(),
+                own: own.clone(),
                 stopped: stopped.clone(),
                 epoch: epoch.clone(),
-                timeout: config.delivery_timeout,
             },
         ));
         info!(brokers = %config.brokers, partitions = partitions.len(), mirror = %mirror_dir.display(), "kafka event log open");
@@ -499,10 +503,9 @@ struct Producing {
     recent: std::sync::Mutex<(HashMap<EventId, Stage>, VecDeque<EventId>)>,
     producer: FutureProducer,
     mirror: EmbeddedLog,
-    mirrored: watch::Receiver<Offsets>,
+    own: Arc<OwnRecords>,
     stopped: Arc<AtomicBool>,
     epoch: Arc<AtomicU64>,
-    timeout: Duration,
 }
 
 impl Producing {
@@ -622,17 +625,15 @@ async fn produce_loop(mut requests: mpsc::UnboundedReceiver<Append>, mut produci
             &mut previous,
             async move { next.await.unwrap_or(false) }.boxed().shared(),
         );
-        let ids: Vec<EventId> = append.events.iter().map(|e| e.event_id).collect();
         let mirror = producing.mirror.clone();
-        let mut mirrored = producing.mirrored.clone();
+        let own = producing.own.clone();
         let stopped = producing.stopped.clone();
-        let timeout = producing.timeout;
         let span = append.span;
         let reply = append.reply;
+        let events = append.events;
         tokio::spawn(
             async move {
-                let result =
-                    settle(deliveries, before, &mirror, &mut mirrored, &ids, timeout).await;
+                let result = settle(deliveries, before, &mirror, &own, events).await;
                 if result.is_err() {
                     stopped.store(true, Ordering::SeqCst);
                 }
@@ -644,25 +645,24 @@ async fn produce_loop(mut requests: mpsc::UnboundedReceiver<Append>, mut produci
     }
 }
 
-/// The outcome of one append: every delivery report, the appends before it, then the mirror.
+/// The records this process appended and wrote to its mirror itself, by partition: the mirror's
+/// consumer skips them (without decoding them) when it reaches them.
+type OwnRecords = std::sync::Mutex<HashMap<(String, i32), HashSet<i64>>>;
+
+/// The outcome of one append: every delivery report, the appends before it; then its events go
+/// to the mirror straight away (not read back from the topics), where they get their positions.
 async fn settle(
     deliveries: Vec<(&'static str, DeliveryFuture)>,
     before: Shared<BoxFuture<'static, bool>>,
     mirror: &EmbeddedLog,
-    mirrored: &mut watch::Receiver<Offsets>,
-    ids: &[EventId],
-    timeout: Duration,
+    own: &OwnRecords,
+    events: Vec<Event>,
 ) -> Result<Vec<LogPosition>> {
-    let mut wanted: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut delivered = Vec::with_capacity(deliveries.len());
     let mut failure = None;
     for (topic, delivery) in deliveries {
         match delivery.await {
-            Ok(Ok(delivered)) => {
-                let next = wanted
-                    .entry((topic.to_owned(), delivered.partition))
-                    .or_default();
-                *next = (*next).max(delivered.offset + 1);
-            }
+            Ok(Ok(report)) => delivered.push(((topic.to_owned(), report.partition), report.offset)),
             Ok(Err((error, _))) => {
                 failure.get_or_insert(kafka(error));
             }
@@ -677,14 +677,28 @@ async fn settle(
     if let Some(failure) = failure {
         return Err(failure);
     }
-    let wanted: Vec<_> = wanted.into_iter().collect();
-    mirrored_up_to(mirrored, &wanted, timeout).await?;
-    let mut positions = Vec::with_capacity(ids.len());
-    for id in ids {
-        let stored = mirror.get(*id).await?.ok_or_else(|| {
-            Error::Corrupt(format!("event {id} was delivered but is not in the mirror"))
-        })?;
-        positions.push(stored.position);
+    let ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
+    let positions = match mirror.append(events.clone()).await {
+        Ok(positions) => positions,
+        // The consumer was first (or the event was appended before): its position stands.
+        Err(Error::DuplicateEventId(_)) => {
+            mirror_new(mirror, events).await?;
+            let mut positions = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let stored = mirror.get(*id).await?.ok_or_else(|| {
+                    Error::Corrupt(format!("event {id} was delivered but is not in the mirror"))
+                })?;
+                positions.push(stored.position);
+            }
+            positions
+        }
+        Err(failure) => return Err(failure),
+    };
+    // Only once they are in the mirror: a crash before leaves them for the consumer to read.
+    if let Ok(mut own) = own.lock() {
+        for (partition, offset) in delivered {
+            own.entry(partition).or_default().insert(offset);
+        }
     }
     Ok(positions)
 }
@@ -693,6 +707,7 @@ async fn settle(
 async fn mirror_loop(
     consumer: Arc<StreamConsumer>,
     mirror: EmbeddedLog,
+    own: Arc<OwnRecords>,
     dir: PathBuf,
     mut offsets: Offsets,
     progress: watch::Sender<Offsets>,
@@ -719,14 +734,29 @@ async fn mirror_loop(
                     continue;
                 }
             };
-            match decode(&message) {
-                Ok(event) => batch.push(event),
-                Err(failure) => error!(error = %failure, "skipping a record that is not an event"),
+            let partition = (message.topic().to_owned(), message.partition());
+            let appended_here = own.lock().is_ok_and(|mut own| {
+                own.get_mut(&partition)
+                    .is_some_and(|offsets| offsets.remove(&message.offset()))
+            });
+            if !appended_here {
+                match decode(&message) {
+                    Ok(event) => batch.push(event),
+                    Err(failure) => {
+                        error!(error = %failure, "skipping a record that is not an event")
+                    }
+                }
             }
-            offsets.insert(
-                (message.topic().to_owned(), message.partition()),
-                message.offset() + 1,
-            );
+            offsets.insert(partition, message.offset() + 1);
+        }
+        // What this process wrote to the mirror and the consumer has passed without seeing it
+        // as its own (it read the record first) is forgotten.
+        if let Ok(mut own) = own.lock() {
+            for (partition, next) in &offsets {
+                if let Some(written) = own.get_mut(partition) {
+                    written.retain(|offset| offset >= next);
+                }
+            }
         }
         let span = info_span!("log.mirror", events = batch.len());
         while let Err(failure) = mirror_new(&mirror, batch.clone())

@@ -182,8 +182,11 @@ impl Application {
                         views.clone(),
                     )));
                     crate::project::PROJECTOR.to_owned()
-                } else {
+                } else if log.is_shared() {
                     config.kafka.group.clone()
+                } else {
+                    // The embedded log's projector is `stigmergy project`, under its own name.
+                    crate::project::PROJECTOR.to_owned()
                 };
                 Some(web::Data::new(stigmergy_gateway::schema(
                     stigmergy_gateway::Sources {
