@@ -121,6 +121,11 @@ impl GroupProjector {
             Some(
                 self.config
                     .producer()
+                    // Publication is at least once (a repeat is harmless on a compacted topic
+                    // read by `asOf`), so it does without the idempotent producer, whose
+                    // broker thread spun on the test broker's slow acknowledgements.
+                    .set("enable.idempotence", "false")
+                    .set("linger.ms", "50")
                     .create()
                     .map_err(|e| crate::Error::Kafka(e.to_string()))?,
             )
