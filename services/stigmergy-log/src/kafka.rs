@@ -285,8 +285,8 @@ pub fn continue_trace(span: &tracing::Span, message: &impl Message) {
     }
 }
 
-/// The record of one event: its value is the envelope as `GET /v1/events/{id}` serves it.
-fn record_headers(event: &Event, trace: &[(String, String)]) -> OwnedHeaders {
+/// The headers of an event's record (`header`), with the W3C trace context in `trace`.
+pub fn record_headers(event: &Event, trace: &[(String, String)]) -> OwnedHeaders {
     let event_id = event.event_id.to_string();
     let schema_version = event.schema_version.get().to_string();
     let mut headers = OwnedHeaders::new_with_capacity(4 + trace.len())
@@ -775,31 +775,32 @@ async fn mirror_loop(
     }
 }
 
-/// Appends to the mirror the events it does not hold yet, once each.
+/// Appends to the mirror the events it does not hold yet, once each. Two writers share the
+/// mirror (the consumer, and appends writing what they delivered), so an event may land between
+/// the check and the append: the check is made again until the append takes what is left.
 async fn mirror_new(mirror: &EmbeddedLog, events: Vec<Event>) -> Result<()> {
     let mut seen = HashSet::with_capacity(events.len());
-    let events: Vec<Event> = events
+    let mut events: Vec<Event> = events
         .into_iter()
         .filter(|event| seen.insert(event.event_id))
         .collect();
-    if events.is_empty() {
-        return Ok(());
-    }
-    match mirror.append(events.clone()).await {
-        Ok(_) => Ok(()),
-        Err(Error::DuplicateEventId(_)) => {
-            let mut new = Vec::with_capacity(events.len());
-            for event in events {
-                if mirror.get(event.event_id).await?.is_none() {
-                    new.push(event);
-                }
-            }
-            if !new.is_empty() {
-                mirror.append(new).await?;
-            }
-            Ok(())
+    loop {
+        if events.is_empty() {
+            return Ok(());
         }
-        Err(failure) => Err(failure),
+        match mirror.append(events.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(Error::DuplicateEventId(_)) => {
+                let mut new = Vec::with_capacity(events.len());
+                for event in events {
+                    if mirror.get(event.event_id).await?.is_none() {
+                        new.push(event);
+                    }
+                }
+                events = new;
+            }
+            Err(failure) => return Err(failure),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! secret in clear: an API key exists in clear only in the answer that creates it.
 
 mod organizations;
+mod pg;
 mod sqlite;
 mod views;
 

@@ -57,14 +57,14 @@ use anyhow::{Context, bail, ensure};
 use postgres::NoTls;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use stigmergy::config::KafkaSettings;
 use stigmergy_domain::Event;
 use stigmergy_log::KafkaConfig;
-use stigmergy_log::kafka::{self, STAGE_TOPICS, header, stage_topic};
+use stigmergy_log::kafka::{self, STAGE_TOPICS, stage_topic};
 use stigmergy_testkit::broker::Broker;
 use stigmergy_testkit::{Mix, Proportions};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -510,30 +510,6 @@ fn material_stream(events: usize) -> Vec<Event> {
     stigmergy_testkit::Generator::new(seed, &mix).collect()
 }
 
-/// The headers the Kafka log puts on an event's record (`docs/topics.md`; no trace context, as
-/// capture sends none when tracing is not exported).
-fn record_headers(event: &Event) -> OwnedHeaders {
-    let event_id = event.event_id.to_string();
-    let schema_version = event.schema_version.get().to_string();
-    OwnedHeaders::new_with_capacity(4)
-        .insert(Header {
-            key: header::EVENT_TYPE,
-            value: Some(event.event_type().name()),
-        })
-        .insert(Header {
-            key: header::SCHEMA_VERSION,
-            value: Some(schema_version.as_str()),
-        })
-        .insert(Header {
-            key: header::EVENT_ID,
-            value: Some(event_id.as_str()),
-        })
-        .insert(Header {
-            key: header::CONTENT_TYPE,
-            value: Some("application/json"),
-        })
-}
-
 /// Enqueues the record of `event` as the Kafka log does (serialised, to its stage topic, keyed
 /// by its subject, with its headers), waiting while the producer's queue is full; the delivery
 /// and the value's size.
@@ -549,7 +525,9 @@ async fn enqueue(
     let mut record = FutureRecord::to(stage_topic(stage))
         .key(event.subject.as_str())
         .payload(&value)
-        .headers(record_headers(event));
+        // The log's headers, without trace context (capture sends none when tracing is not
+        // exported).
+        .headers(kafka::record_headers(event, &[]));
     loop {
         match producer.send_result(record) {
             Ok(delivery) => return Ok((delivery, value.len())),

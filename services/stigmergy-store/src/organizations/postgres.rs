@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postgres::{Client, NoTls};
-use r2d2_postgres::PostgresConnectionManager;
 
 use super::{NewKey, NewOrganization, Rows};
+use crate::pg::{Manager, Migrations, Pool, migrate};
 use crate::{Error, Result};
 
 /// The schema, one step per entry, each applied once and in order, and recorded in
@@ -42,20 +42,6 @@ const POOL_SIZE: u32 = 3;
 /// reporting the directory unavailable, unless the URL says otherwise (`connect_timeout`).
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Manager = PostgresConnectionManager<NoTls>;
-
-/// The connection pool. A synchronous connection closes by blocking on its own runtime, which
-/// Tokio forbids on an async thread, so the pool is closed on a thread of its own.
-struct Pool(Option<r2d2::Pool<Manager>>);
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        if let Some(pool) = self.0.take() {
-            let _ = std::thread::spawn(move || drop(pool)).join();
-        }
-    }
-}
-
 fn unavailable(what: impl std::fmt::Display) -> Error {
     Error::Unavailable(what.to_string())
 }
@@ -82,7 +68,7 @@ impl Storage {
 
     fn connect_blocking(config: postgres::Config) -> Result<(Self, Rows)> {
         let mut client = config.connect(NoTls)?;
-        migrate(&mut client)?;
+        migrate(&mut client, &DIRECTORY_MIGRATIONS)?;
         let rows = read(&mut client)?;
         drop(client);
         let pool = r2d2::Pool::builder()
@@ -124,40 +110,13 @@ impl Storage {
     }
 }
 
-/// Applies the steps of [`MIGRATIONS`] the database has not seen, in one transaction.
-fn migrate(client: &mut Client) -> Result<()> {
-    let mut transaction = client.transaction()?;
-    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    transaction.batch_execute(
-        "CREATE TABLE IF NOT EXISTS directory_migrations (
-             version     INTEGER PRIMARY KEY,
-             description TEXT NOT NULL,
-             applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
-         )",
-    )?;
-    let applied: i32 = transaction
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM directory_migrations",
-            &[],
-        )?
-        .try_get(0)?;
-    let known = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
-    if applied > known {
-        return Err(unavailable(format!(
-            "the PostgreSQL organisation directory is at schema version {applied}, newer than \
-             this Stigmergy's {known}"
-        )));
-    }
-    for (version, description, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > applied) {
-        transaction.batch_execute(sql)?;
-        transaction.execute(
-            "INSERT INTO directory_migrations (version, description) VALUES ($1, $2)",
-            &[version, description],
-        )?;
-    }
-    transaction.commit()?;
-    Ok(())
-}
+/// The directory's migrations.
+const DIRECTORY_MIGRATIONS: Migrations = Migrations {
+    table: "directory_migrations",
+    lock: MIGRATION_LOCK,
+    what: "the PostgreSQL organisation directory",
+    steps: MIGRATIONS,
+};
 
 /// Every row, read in one snapshot.
 pub(super) fn read(client: &mut Client) -> Result<Rows> {

@@ -13,7 +13,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
-use r2d2_postgres::PostgresConnectionManager;
 use stigmergy_domain::views::derive::{Facts, FootprintChange, Methods, Touching};
 use stigmergy_domain::views::{Direction, EventIndex, Flow, Holding, Lineage, Record, Role, walk};
 use stigmergy_domain::{
@@ -26,6 +25,7 @@ use super::{
     MEMO_RESOURCES, PartitionOffset, Remembered, TimelineEntry, ViewStore, derive_first_page,
     footprint_id, merged_offsets, methods_fingerprint, shared, unseen,
 };
+use crate::pg::{Manager, Migrations, Pool, migrate};
 use crate::{Error, Result};
 
 /// The schema, one step per entry, each applied once and in order, and recorded in
@@ -162,20 +162,6 @@ const POOL_SIZE: u32 = 4;
 /// reporting the store unavailable, unless the URL says otherwise (`connect_timeout`).
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Manager = PostgresConnectionManager<NoTls>;
-
-/// The connection pool. A synchronous connection closes by blocking on its own runtime, which
-/// Tokio forbids on an async thread, so the last handle closes the pool on a thread of its own.
-struct Pool(Option<r2d2::Pool<Manager>>);
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        if let Some(pool) = self.0.take() {
-            let _ = std::thread::spawn(move || drop(pool)).join();
-        }
-    }
-}
-
 /// The views store in a PostgreSQL database.
 #[derive(Clone)]
 pub struct PostgresViewStore {
@@ -223,7 +209,7 @@ impl PostgresViewStore {
 
     fn connect_blocking(config: postgres::Config, methods: Methods) -> Result<Self> {
         let mut client = config.connect(NoTls)?;
-        migrate(&mut client)?;
+        migrate(&mut client, &VIEW_MIGRATIONS)?;
         rebuild_when_stale(&mut client, &methods)?;
         drop(client);
         let pool = r2d2::Pool::builder()
@@ -327,37 +313,13 @@ impl PostgresViewStore {
     }
 }
 
-/// Applies the steps of [`MIGRATIONS`] the database has not seen, in one transaction.
-fn migrate(client: &mut Client) -> Result<()> {
-    let mut transaction = client.transaction()?;
-    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    transaction.batch_execute(
-        "CREATE TABLE IF NOT EXISTS view_migrations (
-             version     INTEGER PRIMARY KEY,
-             description TEXT NOT NULL,
-             applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
-         )",
-    )?;
-    let applied: i32 = transaction
-        .query_one("SELECT coalesce(max(version), 0) FROM view_migrations", &[])?
-        .try_get(0)?;
-    let known = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
-    if applied > known {
-        return Err(unavailable(format!(
-            "the PostgreSQL views store is at schema version {applied}, newer than this \
-             Stigmergy's {known}"
-        )));
-    }
-    for (version, description, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > applied) {
-        transaction.batch_execute(sql)?;
-        transaction.execute(
-            "INSERT INTO view_migrations (version, description) VALUES ($1, $2)",
-            &[version, description],
-        )?;
-    }
-    transaction.commit()?;
-    Ok(())
-}
+/// The views' migrations.
+const VIEW_MIGRATIONS: Migrations = Migrations {
+    table: "view_migrations",
+    lock: MIGRATION_LOCK,
+    what: "the PostgreSQL views store",
+    steps: MIGRATIONS,
+};
 
 /// The views are derived data: when they were derived with other methods (other emission
 /// factors or value-equation weights) than `methods`, they are emptied, and the projectors,

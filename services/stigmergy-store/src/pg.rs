@@ -1,0 +1,70 @@
+//! What the PostgreSQL adapters share: the connection pool that closes off the async threads,
+//! and numbered migrations applied under an advisory lock.
+
+use postgres::{Client, NoTls};
+use r2d2_postgres::PostgresConnectionManager;
+
+use crate::{Error, Result};
+
+pub(crate) type Manager = PostgresConnectionManager<NoTls>;
+
+/// The connection pool. A synchronous connection closes by blocking on its own runtime, which
+/// Tokio forbids on an async thread, so the pool is closed on a thread of its own.
+pub(crate) struct Pool(pub(crate) Option<r2d2::Pool<Manager>>);
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
+}
+
+/// A schema's numbered migrations: `(version, description, SQL)`, in order.
+pub(crate) struct Migrations {
+    /// The table recording the versions applied.
+    pub table: &'static str,
+    /// The advisory lock (one 64-bit key) held while migrating, so that two processes starting
+    /// together migrate one after the other.
+    pub lock: i64,
+    /// What the schema is, for the error when the database is newer than this binary.
+    pub what: &'static str,
+    pub steps: &'static [(i32, &'static str, &'static str)],
+}
+
+/// Applies the steps the database has not seen, in one transaction.
+pub(crate) fn migrate(client: &mut Client, migrations: &Migrations) -> Result<()> {
+    let table = migrations.table;
+    let mut transaction = client.transaction()?;
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&migrations.lock])?;
+    transaction.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+             version     INTEGER PRIMARY KEY,
+             description TEXT NOT NULL,
+             applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+         )"
+    ))?;
+    let applied: i32 = transaction
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {table}"),
+            &[],
+        )?
+        .try_get(0)?;
+    let known = migrations
+        .steps
+        .last()
+        .map_or(0, |(version, _, _)| *version);
+    if applied > known {
+        return Err(Error::Unavailable(format!(
+            "{} is at schema version {applied}, newer than this Stigmergy's {known}",
+            migrations.what
+        )));
+    }
+    let record = format!("INSERT INTO {table} (version, description) VALUES ($1, $2)");
+    for (version, description, sql) in migrations.steps.iter().filter(|(v, _, _)| *v > applied) {
+        transaction.batch_execute(sql)?;
+        transaction.execute(&record, &[version, description])?;
+    }
+    transaction.commit()?;
+    Ok(())
+}
