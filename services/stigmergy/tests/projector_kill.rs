@@ -4,10 +4,12 @@
 //! finally finishes, the views equal a clean replay of the same log from zero.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use stigmergy_domain::views::{EventIndex, Methods};
+use stigmergy_domain::views::Methods;
 use stigmergy_domain::{Event, LogPosition};
 use stigmergy_log::{EmbeddedLog, EmbeddedLogConfig, EventLog};
 use stigmergy_projector::Projector;
@@ -94,26 +96,9 @@ async fn views_killed_mid_page_again_and_again_end_equal_to_a_clean_replay() {
         .unwrap();
     let killed = SqliteViewStore::open(data_dir.path(), Methods::default()).unwrap();
 
-    let mut resources: Vec<_> = events
-        .iter()
-        .flat_map(|e| EventIndex::of(e, LogPosition(0)).touches)
-        .map(|t| t.resource)
-        .collect();
-    resources.sort();
-    resources.dedup();
+    let resources = support::views::touched(&events);
     for resource in &resources {
-        let (a, b) = (
-            killed.record(resource).await.unwrap(),
-            clean.record(resource).await.unwrap(),
-        );
-        assert!(
-            match (&a, &b) {
-                (Some(a), Some(b)) => a.same_as(b),
-                (None, None) => true,
-                _ => false,
-            },
-            "the record of {resource} differs from a clean replay:\n{a:?}\n{b:?}"
-        );
+        support::views::assert_same_record(resource, &killed, clean.as_ref()).await;
         let ids = |t: Vec<stigmergy_store::TimelineEntry>| -> Vec<_> {
             t.into_iter()
                 .map(|e| (e.position, e.event.event_id))

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use postgres::NoTls;
 use serde_json::{Value, json};
-use stigmergy_domain::views::{EventIndex, Methods};
+use stigmergy_domain::views::Methods;
 use stigmergy_domain::{Event, LogPosition};
 use stigmergy_log::{EventLog, KafkaConfig, KafkaLog};
 use stigmergy_store::{PostgresViewStore, ViewStore};
@@ -647,26 +647,9 @@ async fn two_projectors_share_the_partitions_and_one_killed_mid_stream_leaves_a_
     ids.sort();
     clean_ids.sort();
     assert_eq!(ids, clean_ids, "the same events, each once");
-    let mut resources: Vec<_> = events
-        .iter()
-        .flat_map(|e| EventIndex::of(e, LogPosition(0)).touches)
-        .map(|t| t.resource)
-        .collect();
-    resources.sort();
-    resources.dedup();
+    let resources = support::views::touched(&events);
     for resource in &resources {
-        let (a, b) = (
-            killed.record(resource).await.unwrap(),
-            replayed.record(resource).await.unwrap(),
-        );
-        assert!(
-            match (&a, &b) {
-                (Some(a), Some(b)) => a.same_as(b),
-                (None, None) => true,
-                _ => false,
-            },
-            "the record of {resource} differs from a clean replay:\n{a:?}\n{b:?}"
-        );
+        support::views::assert_same_record(resource, &killed, &replayed).await;
         let timeline = |t: Vec<stigmergy_store::TimelineEntry>| -> BTreeSet<_> {
             t.into_iter().map(|e| e.event.event_id).collect()
         };
