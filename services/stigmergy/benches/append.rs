@@ -85,31 +85,12 @@ impl Scale {
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; only `--quick`, `--rounds N` and `--only PART` mean
     // something here.
-    let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let value_of = |flag: &str| {
-        arguments
-            .iter()
-            .position(|argument| argument == flag)
-            .map(|at| {
-                arguments
-                    .get(at + 1)
-                    .cloned()
-                    .with_context(|| format!("{flag} needs a value"))
-            })
-    };
-    let quick = arguments.iter().any(|argument| argument == "--quick")
-        || std::env::var("STIGMERGY_BENCH_QUICK")
-            .is_ok_and(|value| !value.is_empty() && value != "0");
-    let only = value_of("--only").transpose()?;
-    let rounds = match value_of("--rounds").transpose()? {
-        Some(rounds) => rounds
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n > 0)
-            .context("--rounds takes a positive number")?,
-        None if quick => 1,
-        None => 3,
-    };
+    let arguments = common::Arguments::from_env();
+    let quick = arguments.quick();
+    let only = arguments.value_of("--only")?;
+    let rounds = arguments
+        .positive("--rounds")?
+        .unwrap_or(if quick { 1 } else { 3 });
     let scale = if quick { Scale::QUICK } else { Scale::FULL };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name(BENCH_THREADS)

@@ -97,33 +97,12 @@ struct Options {
 }
 
 impl Options {
-    fn parse(arguments: &[String]) -> anyhow::Result<Self> {
-        let value_of = |flag: &str| -> anyhow::Result<Option<String>> {
-            arguments
-                .iter()
-                .position(|argument| argument == flag)
-                .map(|at| {
-                    arguments
-                        .get(at + 1)
-                        .cloned()
-                        .with_context(|| format!("{flag} needs a value"))
-                })
-                .transpose()
-        };
-        let positive = |flag: &str| -> anyhow::Result<Option<usize>> {
-            value_of(flag)?
-                .map(|value| {
-                    value
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .with_context(|| format!("{flag} takes a positive number, not {value:?}"))
-                })
-                .transpose()
-        };
-        let quick = arguments.iter().any(|argument| argument == "--quick")
-            || std::env::var("STIGMERGY_BENCH_QUICK")
-                .is_ok_and(|value| !value.is_empty() && value != "0");
+    fn parse(arguments: &common::Arguments) -> anyhow::Result<Self> {
+        let quick = arguments.quick();
+        let (value_of, positive) = (
+            |flag: &str| arguments.value_of(flag),
+            |flag: &str| arguments.positive(flag),
+        );
         let seconds = positive("--seconds")?.unwrap_or(if quick { 3 } else { 10 });
         Ok(Self {
             quick,
@@ -140,8 +119,7 @@ impl Options {
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; the flags above are the ones that mean something here.
-    let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let options = Options::parse(&arguments)?;
+    let options = Options::parse(&common::Arguments::from_env())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name(BENCH_THREADS)
         .enable_all()

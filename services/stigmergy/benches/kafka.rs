@@ -88,30 +88,14 @@ struct Options {
 }
 
 impl Options {
-    fn parse(arguments: &[String]) -> anyhow::Result<Self> {
-        let positive = |flag: &str| -> anyhow::Result<Option<usize>> {
-            arguments
-                .iter()
-                .position(|argument| argument == flag)
-                .map(|at| {
-                    let value = arguments
-                        .get(at + 1)
-                        .with_context(|| format!("{flag} needs a value"))?;
-                    value
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .with_context(|| format!("{flag} takes a positive number, not {value:?}"))
-                })
-                .transpose()
-        };
-        let quick = arguments.iter().any(|argument| argument == "--quick")
-            || std::env::var("STIGMERGY_BENCH_QUICK")
-                .is_ok_and(|value| !value.is_empty() && value != "0");
+    fn parse(arguments: &common::Arguments) -> anyhow::Result<Self> {
+        let quick = arguments.quick();
         Ok(Self {
-            events: positive("--events")?.unwrap_or(if quick { 1_000 } else { 10_000 }),
-            batch: positive("--batch")?.unwrap_or(50),
-            clients: positive("--clients")?.unwrap_or(4),
+            events: arguments
+                .positive("--events")?
+                .unwrap_or(if quick { 1_000 } else { 10_000 }),
+            batch: arguments.positive("--batch")?.unwrap_or(50),
+            clients: arguments.positive("--clients")?.unwrap_or(4),
         })
     }
 
@@ -122,8 +106,7 @@ impl Options {
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; the flags above are the ones that mean something here.
-    let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let options = Options::parse(&arguments)?;
+    let options = Options::parse(&common::Arguments::from_env())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name(BENCH_THREADS)
         .enable_all()

@@ -233,3 +233,46 @@ pub fn process_cpu(pid: u32) -> Option<Duration> {
     let ticks = |index: usize| fields.get(index)?.parse::<u64>().ok();
     Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
+
+/// A bench's command line: `cargo bench` passes `--bench`; the rest are the bench's own flags.
+pub struct Arguments(Vec<String>);
+
+impl Arguments {
+    pub fn from_env() -> Self {
+        Self(std::env::args().skip(1).collect())
+    }
+
+    /// The value after `flag`, when it is given.
+    pub fn value_of(&self, flag: &str) -> anyhow::Result<Option<String>> {
+        self.0
+            .iter()
+            .position(|argument| argument == flag)
+            .map(|at| {
+                self.0
+                    .get(at + 1)
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))
+            })
+            .transpose()
+    }
+
+    /// The positive number after `flag`, when it is given.
+    pub fn positive(&self, flag: &str) -> anyhow::Result<Option<usize>> {
+        self.value_of(flag)?
+            .map(|value| {
+                value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| anyhow::anyhow!("{flag} takes a positive number, not {value:?}"))
+            })
+            .transpose()
+    }
+
+    /// `--quick`, or `STIGMERGY_BENCH_QUICK` set to something other than `0`.
+    pub fn quick(&self) -> bool {
+        self.0.iter().any(|argument| argument == "--quick")
+            || std::env::var("STIGMERGY_BENCH_QUICK")
+                .is_ok_and(|value| !value.is_empty() && value != "0")
+    }
+}
