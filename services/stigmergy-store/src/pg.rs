@@ -1,12 +1,14 @@
 //! What the PostgreSQL adapters share: the connection pool that closes off the async threads,
 //! and numbered migrations applied under an advisory lock.
 
+use std::time::Duration;
+
 use postgres::{Client, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::{Error, Result};
 
-pub(crate) type Manager = PostgresConnectionManager<NoTls>;
+type Manager = PostgresConnectionManager<NoTls>;
 
 /// The connection pool. A synchronous connection closes by blocking on its own runtime, which
 /// Tokio forbids on an async thread, so the pool is closed on a thread of its own.
@@ -17,6 +19,20 @@ impl Drop for Pool {
         if let Some(pool) = self.0.take() {
             let _ = std::thread::spawn(move || drop(pool)).join();
         }
+    }
+}
+
+impl Pool {
+    /// A pool of at most `size` connections to `config` (one kept idle), each waited for at most
+    /// `timeout`.
+    pub(crate) fn open(config: postgres::Config, size: u32, timeout: Duration) -> Result<Self> {
+        let pool = r2d2::Pool::builder()
+            .max_size(size)
+            .min_idle(Some(1))
+            .connection_timeout(timeout)
+            .build(Manager::new(config, NoTls))
+            .map_err(|e| Error::Unavailable(format!("no PostgreSQL connection: {e}")))?;
+        Ok(Self(Some(pool)))
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use postgres::{Client, NoTls};
 
 use super::{NewKey, NewOrganization, Rows};
-use crate::pg::{Manager, Migrations, Pool, migrate};
+use crate::pg::{Migrations, Pool, migrate};
 use crate::{Error, Result};
 
 /// The schema, one step per entry, each applied once and in order, and recorded in
@@ -71,14 +71,8 @@ impl Storage {
         migrate(&mut client, &DIRECTORY_MIGRATIONS)?;
         let rows = read(&mut client)?;
         drop(client);
-        let pool = r2d2::Pool::builder()
-            .max_size(POOL_SIZE)
-            .min_idle(Some(1))
-            .connection_timeout(CONNECTION_TIMEOUT)
-            .build(Manager::new(config, NoTls))
-            .map_err(|e| unavailable(format!("no PostgreSQL connection: {e}")))?;
         let storage = Self {
-            pool: Arc::new(Pool(Some(pool))),
+            pool: Arc::new(Pool::open(config, POOL_SIZE, CONNECTION_TIMEOUT)?),
         };
         Ok((storage, rows))
     }

@@ -25,7 +25,7 @@ use super::{
     MEMO_RESOURCES, PartitionOffset, Remembered, TimelineEntry, ViewStore, derive_first_page,
     footprint_id, merged_offsets, methods_fingerprint, shared, unseen,
 };
-use crate::pg::{Manager, Migrations, Pool, migrate};
+use crate::pg::{Migrations, Pool, migrate};
 use crate::{Error, Result};
 
 /// The schema, one step per entry, each applied once and in order, and recorded in
@@ -212,14 +212,8 @@ impl PostgresViewStore {
         migrate(&mut client, &VIEW_MIGRATIONS)?;
         rebuild_when_stale(&mut client, &methods)?;
         drop(client);
-        let pool = r2d2::Pool::builder()
-            .max_size(POOL_SIZE)
-            .min_idle(Some(1))
-            .connection_timeout(CONNECTION_TIMEOUT)
-            .build(Manager::new(config, NoTls))
-            .map_err(|e| unavailable(format!("no PostgreSQL connection: {e}")))?;
         Ok(Self {
-            pool: std::sync::Arc::new(Pool(Some(pool))),
+            pool: std::sync::Arc::new(Pool::open(config, POOL_SIZE, CONNECTION_TIMEOUT)?),
             methods: std::sync::Arc::new(methods),
             remembered: std::sync::Arc::new(std::sync::Mutex::new(Remembered::new(MEMO_RESOURCES))),
         })
