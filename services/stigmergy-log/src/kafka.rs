@@ -34,7 +34,7 @@ use opentelemetry::propagation::{Extractor, Injector};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -174,8 +174,26 @@ fn kafka(error: KafkaError) -> Error {
 
 /// Creates the stage, metadata and anomalies topics that are missing: stage topics keep their
 /// records forever (they are the system of record), the metadata topic is compacted.
+///
+/// Topics the broker already has are left as they are and no CreateTopics request is sent for
+/// them, so that a deployment whose topics are provisioned by its operators (and whose clients
+/// may not create topics) starts as well.
 pub async fn ensure_topics(config: &KafkaConfig) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = config.client().create().map_err(kafka)?;
+    let client = config.client();
+    let existing = tokio::task::spawn_blocking(move || -> Result<HashSet<String>> {
+        let consumer: BaseConsumer = client.create().map_err(kafka)?;
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(30))
+            .map_err(kafka)?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .map(|topic| topic.name().to_owned())
+            .collect())
+    })
+    .await
+    .map_err(|e| Error::Kafka(format!("the topic listing failed: {e}")))??;
     let replication = || TopicReplication::Fixed(config.replication);
     let mut topics: Vec<NewTopic<'_>> = STAGE_TOPICS
         .iter()
@@ -190,6 +208,10 @@ pub async fn ensure_topics(config: &KafkaConfig) -> Result<()> {
         config.partitions,
         replication(),
     ));
+    topics.retain(|topic| !existing.contains(topic.name));
+    if topics.is_empty() {
+        return Ok(());
+    }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for outcome in admin
         .create_topics(&topics, &options)

@@ -105,32 +105,80 @@ impl Options {
 }
 
 fn main() -> anyhow::Result<()> {
+    let arguments = common::Arguments::from_env();
+    if let Some(partitions) = arguments.value_of(SERVE_MOCK)? {
+        return serve_mock(&partitions);
+    }
     // `cargo bench` passes `--bench`; the flags above are the ones that mean something here.
-    let options = Options::parse(&common::Arguments::from_env())?;
+    let options = Options::parse(&arguments)?;
+    let external = std::env::var("STIGMERGY_BENCH_KAFKA")
+        .ok()
+        .filter(|bootstrap| !bootstrap.is_empty());
+    let broker = match (external, arguments.value_of("--broker")?.as_deref()) {
+        (Some(bootstrap), _) => BrokerKind::External(bootstrap),
+        (None, None | Some("tansu")) => BrokerKind::Tansu,
+        (None, Some("librdkafka-mock")) => BrokerKind::Mock,
+        (None, Some(other)) => bail!("--broker {other}: expected tansu or librdkafka-mock"),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name(BENCH_THREADS)
         .enable_all()
         .build()?;
-    runtime.block_on(run(options))
+    runtime.block_on(run(options, broker))
 }
 
 // ---------------------------------------------------------------------------------------------
 // What the bench runs against.
 
-/// A broker: a throwaway tansu, or the one `STIGMERGY_BENCH_KAFKA` names.
-enum Brokers {
-    Started(Broker),
+/// Which broker the bench runs against.
+#[derive(Clone, Debug)]
+enum BrokerKind {
+    /// A throwaway tansu per path (`--broker tansu`, the default).
+    Tansu,
+    /// A throwaway librdkafka mock cluster per path, in a process of its own
+    /// (`--broker librdkafka-mock`).
+    Mock,
+    /// The broker `STIGMERGY_BENCH_KAFKA` names.
     External(String),
 }
 
+impl BrokerKind {
+    fn describe(&self) -> String {
+        match self {
+            Self::Tansu => "tansu, a fresh one per path of step 1".to_owned(),
+            Self::Mock => {
+                "librdkafka's mock cluster (in-memory, one broker, a process of its own), a fresh \
+                 one per path of step 1"
+                    .to_owned()
+            }
+            Self::External(bootstrap) => format!("{bootstrap} (STIGMERGY_BENCH_KAFKA)"),
+        }
+    }
+}
+
+/// A broker: a throwaway tansu, a throwaway mock cluster, or the one `STIGMERGY_BENCH_KAFKA`
+/// names.
+enum Brokers {
+    Started(Broker),
+    Mock {
+        process: std::process::Child,
+        bootstrap: String,
+    },
+    External(String),
+}
+
+/// The flag with which this bench, run again, serves a mock cluster until its stdin closes.
+const SERVE_MOCK: &str = "--serve-librdkafka-mock";
+
 impl Brokers {
-    /// A fresh tansu (each path of step 1 gets its own: tansu reads a record slower the more its
-    /// partition holds, so that a path run after another would pay for what the other wrote),
-    /// or the external broker; with the stage topics created.
-    async fn start(external: Option<&str>, config: &KafkaSettings) -> anyhow::Result<Self> {
-        let brokers = match external {
-            Some(bootstrap) => Self::External(bootstrap.to_owned()),
-            None => Self::Started(tokio::task::block_in_place(Broker::start)),
+    /// A fresh tansu or mock cluster (each path of step 1 gets its own: tansu reads a record
+    /// slower the more its partition holds, so that a path run after another would pay for
+    /// what the other wrote), or the external broker; with the stage topics created.
+    async fn start(kind: &BrokerKind, config: &KafkaSettings) -> anyhow::Result<Self> {
+        let brokers = match kind {
+            BrokerKind::External(bootstrap) => Self::External(bootstrap.clone()),
+            BrokerKind::Tansu => Self::Started(tokio::task::block_in_place(Broker::start)),
+            BrokerKind::Mock => tokio::task::block_in_place(|| Self::start_mock(config))?,
         };
         kafka::ensure_topics(&brokers.config(config))
             .await
@@ -138,10 +186,28 @@ impl Brokers {
         Ok(brokers)
     }
 
+    /// This bench again, as the mock cluster's process: it prints the bootstrap address.
+    fn start_mock(config: &KafkaSettings) -> anyhow::Result<Self> {
+        use std::io::BufRead;
+        let mut process = std::process::Command::new(std::env::current_exe()?)
+            .arg(SERVE_MOCK)
+            .arg(config.partitions.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start the mock cluster's process")?;
+        let mut line = String::new();
+        std::io::BufReader::new(process.stdout.take().context("no stdout")?)
+            .read_line(&mut line)?;
+        let bootstrap = line.trim().to_owned();
+        ensure!(!bootstrap.is_empty(), "the mock cluster did not start");
+        Ok(Self::Mock { process, bootstrap })
+    }
+
     fn bootstrap(&self) -> String {
         match self {
             Self::Started(broker) => broker.bootstrap(),
-            Self::External(bootstrap) => bootstrap.clone(),
+            Self::Mock { bootstrap, .. } | Self::External(bootstrap) => bootstrap.clone(),
         }
     }
 
@@ -152,8 +218,10 @@ impl Brokers {
 
     /// The broker's process, when this bench started it (found by the address it listens on).
     fn pid(&self) -> Option<u32> {
-        let Self::Started(broker) = self else {
-            return None;
+        let broker = match self {
+            Self::Started(broker) => broker,
+            Self::Mock { process, .. } => return Some(process.id()),
+            Self::External(_) => return None,
         };
         let wanted = format!("tcp://{}", broker.bootstrap());
         std::fs::read_dir("/proc")
@@ -168,6 +236,37 @@ impl Brokers {
                     .then_some(pid)
             })
     }
+}
+
+impl Drop for Brokers {
+    fn drop(&mut self) {
+        if let Self::Mock { process, .. } = self {
+            // The mock cluster's process ends when its stdin closes.
+            drop(process.stdin.take());
+            let _ = process.wait();
+        }
+    }
+}
+
+/// Serves a librdkafka mock cluster of one broker, with the topics the platform uses created
+/// with `partitions` partitions (the mock cluster answers no CreateTopics), until stdin closes.
+fn serve_mock(partitions: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let partitions: i32 = partitions.parse().context("the partition count")?;
+    let cluster = rdkafka::mocking::MockCluster::new(1)?;
+    for topic in STAGE_TOPICS
+        .iter()
+        .copied()
+        .chain([kafka::METADATA_TOPIC, kafka::ANOMALIES_TOPIC])
+    {
+        cluster.create_topic(topic, partitions, 1)?;
+    }
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "{}", cluster.bootstrap_servers())?;
+    stdout.flush()?;
+    let mut rest = Vec::new();
+    std::io::stdin().read_to_end(&mut rest)?;
+    Ok(())
 }
 
 /// A PostgreSQL database of this run, dropped at the end.
@@ -331,17 +430,13 @@ fn thread_group(name: &str) -> Option<&'static str> {
     }
 }
 
-async fn run(options: Options) -> anyhow::Result<()> {
+async fn run(options: Options, broker: BrokerKind) -> anyhow::Result<()> {
     let postgres = std::env::var("STIGMERGY_BENCH_POSTGRES_URL")
         .or_else(|_| std::env::var("STIGMERGY_TEST_POSTGRES_URL"))
         .context(
             "set STIGMERGY_BENCH_POSTGRES_URL (or STIGMERGY_TEST_POSTGRES_URL) to a PostgreSQL \
              server and a role that may create databases",
         )?;
-    let external = std::env::var("STIGMERGY_BENCH_KAFKA")
-        .ok()
-        .filter(|bootstrap| !bootstrap.is_empty());
-    let external = external.as_deref();
     // The `[kafka]` settings `stigmergy capture` reads (defaults and `STIGMERGY__KAFKA__…`), so
     // that the bare clients use the same.
     let settings = stigmergy::Config::load(None)
@@ -351,10 +446,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     println!(
         "stigmergy Kafka benchmark: {cores} cores, broker {}, {} partitions per topic, {} events \
          per path, {} clients x {} events in flight",
-        external.map_or_else(
-            || "tansu, a fresh one per path of step 1".to_owned(),
-            |bootstrap| format!("{bootstrap} (STIGMERGY_BENCH_KAFKA)"),
-        ),
+        broker.describe(),
         settings.partitions,
         options.events,
         options.clients,
@@ -363,19 +455,19 @@ async fn run(options: Options) -> anyhow::Result<()> {
 
     // 1. Capture against a bare producer (and a bare producer that also waits, as capture does,
     //    until a consumer has read its records back).
-    let brokers = Brokers::start(external, &settings).await?;
+    let brokers = Brokers::start(&broker, &settings).await?;
     let bare_producer = bare_produce(&brokers.config(&settings), &options, brokers.pid())
         .await
         .context("the bare producer")?;
     report_progress("bare producer", &bare_producer);
     drop(brokers);
-    let brokers = Brokers::start(external, &settings).await?;
+    let brokers = Brokers::start(&broker, &settings).await?;
     let round_trip = bare_round_trip(&brokers.config(&settings), &options, brokers.pid())
         .await
         .context("the bare producer with read-back")?;
     report_progress("bare producer with read-back", &round_trip);
     drop(brokers);
-    let brokers = Brokers::start(external, &settings).await?;
+    let brokers = Brokers::start(&broker, &settings).await?;
     let capture_database = Database::create(&postgres, "capture")?;
     let mut capture = capture_path(
         &brokers.bootstrap(),
