@@ -1155,7 +1155,7 @@ fn print_projector_ratios(name: &str, consumer: &Measured, projector: &Measured)
         * 1e6
         / projector.events as f64;
     println!(
-        "{name} / bare consumer: events/s {:.2}x; CPU per event {:.1}x (the projector's \
+        "{name} / bare consumer: events/s {:.3}x; CPU per event {:.1}x (the projector's \
          process), {:.1}x (with its PostgreSQL backends)",
         projector.per_second() / consumer.per_second(),
         cpu(projector) / cpu(consumer),
