@@ -11,6 +11,7 @@
 
 pub mod live;
 mod mutation;
+pub mod open;
 pub mod query;
 pub mod resource;
 
@@ -86,6 +87,8 @@ pub struct Sources {
     pub capture: Capture,
     /// The projector whose position says how far the views have come (anomalies wait for it).
     pub projector: String,
+    /// The public base URL of item pages and documents ([`open`]).
+    pub public_url: open::PublicUrl,
 }
 
 /// Builds the schema, and starts following the log for subscribers (so it must be called
@@ -97,6 +100,7 @@ pub fn schema(sources: Sources, limits: Limits) -> GatewaySchema {
         .data(sources.views)
         .data(sources.capture)
         .data(Projector(sources.projector))
+        .data(sources.public_url)
         .data(live)
         .data(loader)
         .data(limits)

@@ -193,6 +193,9 @@ impl Application {
                         views,
                         capture: capture.clone(),
                         projector,
+                        public_url: stigmergy_gateway::open::PublicUrl(
+                            config.open.public_url.clone(),
+                        ),
                     },
                     config.graphql,
                 )))
@@ -211,7 +214,8 @@ impl Application {
             let app = match &gateway {
                 Some(gateway) => app
                     .app_data(gateway.clone())
-                    .configure(stigmergy_gateway::configure),
+                    .configure(stigmergy_gateway::configure)
+                    .configure(stigmergy_gateway::open::configure),
                 None => app,
             };
             app.default_service(web::to(not_found))

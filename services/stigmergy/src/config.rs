@@ -115,6 +115,17 @@ pub struct Config {
     pub graphql: stigmergy_gateway::Limits,
     /// Kafka, for the split services (`[kafka]`).
     pub kafka: KafkaSettings,
+    /// Open metadata (`[open]`).
+    pub open: OpenSettings,
+}
+
+/// Open metadata: item pages, JSON-LD documents and QR codes (`[open]`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenSettings {
+    /// The public base URL items are published under (`https://trace.example.org`), used in
+    /// documents, pages, QR codes and exports; defaults to each request's own scheme and host.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -133,6 +144,7 @@ impl Default for Config {
             contribution: ContributionConfig::default(),
             graphql: stigmergy_gateway::Limits::default(),
             kafka: KafkaSettings::default(),
+            open: OpenSettings::default(),
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod contribution;
 pub mod derive;
+pub mod document;
 pub mod footprint;
 pub mod index;
 pub mod ledger;
