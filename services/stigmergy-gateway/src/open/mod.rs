@@ -36,6 +36,15 @@ pub struct PublicUrl(pub Option<String>);
 /// Mounts the open-metadata routes; the gateway's schema must be in the app data.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
+        .app_data(web::QueryConfig::default().error_handler(|error, _| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-parameter",
+                "Bad query parameter",
+                error.to_string(),
+            )
+            .into()
+        }))
         .route(CONTEXT_PATH, web::get().to(context))
         .route("/id/{id}/qr", web::get().to(qr::serve))
         .route("/id/{id}", web::get().to(item))
@@ -108,6 +117,14 @@ pub async fn gather(
     }
     let upstream = neighbours(views, id, Direction::Upstream).await?;
     let downstream = neighbours(views, id, Direction::Downstream).await?;
+    // The suppliers of its inputs are named in the events that created them.
+    for (input, _) in &upstream {
+        for entry in views.timeline(input).await? {
+            if entry.role == Role::Created {
+                collect_names(&entry.event, &mut names);
+            }
+        }
+    }
 
     // A batch's design, or a fork's parent; then the parents of that, up the fork tree.
     let design = match &record.design {
@@ -329,14 +346,16 @@ pub fn negotiate(request: &HttpRequest, format: Option<&str>) -> Result<Option<F
     let Ok(accept) = Accept::parse(request) else {
         return Ok(Some(Format::JsonLd));
     };
-    let quality = |wanted: (&str, &str)| -> Quality {
+    // By essence (`application/ld+json`), since the parser keeps a `+json` suffix apart.
+    let quality = |wanted: &str| -> Quality {
+        let wanted_type = wanted.split('/').next().unwrap_or_default();
         accept
             .iter()
             .filter_map(|item| {
                 let (kind, subtype) = (item.item.type_().as_str(), item.item.subtype().as_str());
                 let specificity = match (kind, subtype) {
-                    _ if kind == wanted.0 && subtype == wanted.1 => 3,
-                    _ if kind == wanted.0 && subtype == "*" => 2,
+                    _ if item.item.essence_str() == wanted => 3,
+                    _ if kind == wanted_type && subtype == "*" => 2,
                     ("*", "*") => 1,
                     _ => return None,
                 };
@@ -346,9 +365,9 @@ pub fn negotiate(request: &HttpRequest, format: Option<&str>) -> Result<Option<F
             .map_or(Quality::ZERO, |(_, q)| q)
     };
     let ranked = [
-        (Format::JsonLd, quality(("application", "ld+json"))),
-        (Format::Json, quality(("application", "json"))),
-        (Format::Html, quality(("text", "html"))),
+        (Format::JsonLd, quality("application/ld+json")),
+        (Format::Json, quality("application/json")),
+        (Format::Html, quality("text/html")),
     ];
     let best = ranked.iter().filter(|(_, q)| *q > Quality::ZERO).fold(
         None::<(Format, Quality)>,

@@ -18,6 +18,7 @@ const STYLE: &str = r#"
 body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); background: var(--bg); }
 main { max-width: 42rem; margin: 0 auto; padding: 1rem; }
 header { display: flex; gap: 1rem; align-items: flex-start; justify-content: space-between; }
+header > div { min-width: 0; overflow-wrap: anywhere; }
 header img { width: 6rem; height: 6rem; flex: none; background: #fff; padding: .25rem; border-radius: .25rem; }
 h1 { font-size: 1.5rem; margin: .25rem 0; }
 h2 { font-size: 1.1rem; margin: 1.75rem 0 .5rem; border-bottom: 1px solid var(--line); padding-bottom: .25rem; }
@@ -35,7 +36,8 @@ ol.timeline time { display: block; font-size: .8rem; color: var(--muted); }
 .unit { color: var(--muted); }
 svg text { fill: var(--ink); font: 13px system-ui, sans-serif; }
 table { width: 100%; border-collapse: collapse; }
-td { padding: .3rem 0; vertical-align: middle; }
+td { padding: .3rem 0; vertical-align: middle; overflow-wrap: anywhere; }
+td.percent { text-align: right; padding: 0 .5rem; white-space: nowrap; }
 td.share { width: 40%; }
 .bar { height: .6rem; background: var(--accent); border-radius: .3rem; }
 ul.links { padding-left: 1.2rem; }
@@ -46,10 +48,7 @@ footer { margin-top: 2rem; font-size: .8rem; color: var(--muted); }
 /// The page of `item`, with `document` (its JSON-LD) embedded and links below `base`.
 pub fn render(item: &Item, document: &Value, base: &str) -> Markup {
     let record = &item.record;
-    let title = record
-        .name
-        .clone()
-        .unwrap_or_else(|| item.id.as_str().to_owned());
+    let title = title(item);
     let url = document::item_url(base, &item.id);
     // `</` cannot end the script element early once escaped.
     let embedded = document.to_string().replace("</", "<\\/");
@@ -103,6 +102,45 @@ pub fn render(item: &Item, document: &Value, base: &str) -> Markup {
     }
 }
 
+/// Its name; a batch is named after its design; else the last segment of its IRI.
+fn title(item: &Item) -> String {
+    if let Some(name) = &item.record.name {
+        return name.clone();
+    }
+    if item.record.kind == Kind::Batch
+        && let Some(name) = item.design.as_ref().and_then(|d| d.name.as_ref())
+    {
+        return format!("{name} (batch)");
+    }
+    let iri = item.id.as_str();
+    iri.trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()
+        .filter(|last| !last.is_empty())
+        .unwrap_or(iri)
+        .to_owned()
+}
+
+/// A unit as people read it.
+fn unit_label(unit: stigmergy_domain::Unit) -> &'static str {
+    use stigmergy_domain::Unit;
+    match unit {
+        Unit::Kilogram => "kg",
+        Unit::Gram => "g",
+        Unit::Milligram => "mg",
+        Unit::Tonne => "t",
+        Unit::Pound => "lb",
+        Unit::Piece | Unit::One => "pieces",
+        Unit::Set => "sets",
+        Unit::Litre => "L",
+        Unit::Millilitre => "mL",
+        Unit::CubicMetre => "m³",
+        Unit::Metre => "m",
+        Unit::SquareMetre => "m²",
+        Unit::KilowattHour => "kWh",
+    }
+}
+
 fn kind_label(kind: Kind) -> &'static str {
     match kind {
         Kind::Design => "Open design",
@@ -128,7 +166,7 @@ fn facts(item: &Item, base: &str) -> Markup {
             }
             @if let Some(quantity) = &record.quantity {
                 dt { "Quantity" }
-                dd { (number(quantity.amount.get())) " " (quantity.unit.code()) }
+                dd { (number(quantity.amount.get())) " " (unit_label(quantity.unit)) }
             }
             @if let Some(design) = &item.design {
                 dt { @if record.kind == Kind::Design { "Forked from" } @else { "Design" } }
@@ -312,7 +350,7 @@ fn contributors(item: &Item) -> Markup {
                 @for (agent, share) in &ranked {
                     tr {
                         td { (name_of(item, agent)) }
-                        td style="text-align:right;padding-right:.5rem" { (percent(*share)) }
+                        td.percent { (percent(*share)) }
                         td.share { div.bar style=(format!("width:{:.1}%", share * 100.0)) {} }
                     }
                 }
@@ -339,7 +377,7 @@ fn links(title: &str, id: &str, resources: &[(Iri, Option<String>)], base: &str)
 }
 
 fn number(value: f64) -> String {
-    if value.abs() >= 100.0 {
+    if value.fract() == 0.0 || value.abs() >= 100.0 {
         format!("{value:.0}")
     } else if value.abs() >= 1.0 {
         format!("{value:.2}")
@@ -349,5 +387,5 @@ fn number(value: f64) -> String {
 }
 
 fn percent(share: f64) -> String {
-    format!("{:.0} %", share * 100.0)
+    format!("{:.0}\u{a0}%", share * 100.0)
 }

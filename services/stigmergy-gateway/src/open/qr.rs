@@ -49,9 +49,9 @@ fn negotiate(request: &HttpRequest, format: Option<&str>) -> Result<Image, Probl
         return Ok(Image::Svg);
     };
     for mime in accept.ranked() {
-        match (mime.type_().as_str(), mime.subtype().as_str()) {
-            ("image", "png") => return Ok(Image::Png),
-            ("image", "svg+xml" | "*") | ("*", "*") => return Ok(Image::Svg),
+        match mime.essence_str() {
+            "image/png" => return Ok(Image::Png),
+            "image/svg+xml" | "image/*" | "*/*" => return Ok(Image::Svg),
             _ => {}
         }
     }
