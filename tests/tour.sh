@@ -49,4 +49,7 @@ expect '"pointer": "/payload/lines/0/quantity"'
 expect '"recordedAt"'
 expect '"MaterialSourced"'
 expect '"id": "https://valldaura.example/batches/open-stool-2025-001"'
+expect '"design": "Open Stool, recycled-PLA joints"'
+expect '<h1>Open Stool, recycled-PLA joints (batch)</h1>'
+expect '<svg'
 echo "README tour: every step answered as documented"
