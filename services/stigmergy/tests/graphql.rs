@@ -51,38 +51,8 @@ async fn demo() -> (TestApp, stigmergy::demo::DemoReport) {
     let report = stigmergy::demo::load(&app.base, support::OPERATOR_TOKEN)
         .await
         .expect("the demo loads");
-    wait_for_views(&app).await;
+    app.wait_for_views().await;
     (app, report)
-}
-
-/// Waits until the views have applied the whole log.
-async fn wait_for_views(app: &TestApp) {
-    let head = app.head().await;
-    for _ in 0..500 {
-        let body = data(
-            app,
-            "{ events(first: 1, after: \"0\") { edges { cursor } } }",
-            json!({}),
-        )
-        .await;
-        let listed = data(
-            app,
-            "query($after: String) { events(first: 1, after: $after) { edges { cursor } } }",
-            json!({ "after": (head - 1).to_string() }),
-        )
-        .await;
-        if body["events"]["edges"]
-            .as_array()
-            .is_some_and(|e| !e.is_empty())
-            && listed["events"]["edges"]
-                .as_array()
-                .is_some_and(|e| !e.is_empty())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the views never caught up with the log");
 }
 
 fn org_id(report: &stigmergy::demo::DemoReport, role: &str) -> String {

@@ -32,53 +32,8 @@ async fn demo() -> TestApp {
     stigmergy::demo::load(&app.base, support::OPERATOR_TOKEN)
         .await
         .expect("the demo loads");
-    wait_for_views(&app).await;
+    app.wait_for_views().await;
     app
-}
-
-/// Waits until the views have applied everything in the log.
-async fn wait_for_views(app: &TestApp) {
-    let head = app.head().await;
-    for _ in 0..500 {
-        let answer = graphql(
-            app,
-            "{ events(first: 1, after: \"0\") { edges { cursor } } }",
-        )
-        .await;
-        let last = answer["data"]["events"]["edges"]
-            .as_array()
-            .map(Vec::len)
-            .unwrap_or_default();
-        let listed = graphql(
-            app,
-            &format!(
-                "{{ events(first: 1, after: \"{}\") {{ edges {{ cursor }} }} }}",
-                head - 1
-            ),
-        )
-        .await;
-        if last > 0
-            && listed["data"]["events"]["edges"]
-                .as_array()
-                .is_some_and(|e| !e.is_empty())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the views never caught up with the log");
-}
-
-async fn graphql(app: &TestApp, query: &str) -> Value {
-    app.client
-        .post(format!("{}/graphql", app.base))
-        .json(&json!({ "query": query }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 fn encode(iri: &str) -> String {
@@ -112,9 +67,7 @@ async fn document(app: &TestApp, iri: &str) -> Value {
 async fn demo_resources(app: &TestApp) -> Vec<String> {
     let mut ids = Vec::new();
     for batch in [BATCH_1, BATCH_2] {
-        let answer = graphql(
-            app,
-            &format!(
+        let answer = app.graphql(&format!(
                 r#"{{ resource(id: "{batch}") {{ upstream(depth: 20) {{ nodes {{ id }} }} downstream(depth: 20) {{ nodes {{ id }} }} }} }}"#
             ),
         )
@@ -212,17 +165,15 @@ async fn every_demo_items_json_ld_expands_and_carries_the_views_footprint_and_sh
     }
 
     // The batch: what GraphQL says of it is what the expanded document says.
-    let views = graphql(
-        &app,
-        &format!(
+    let views = app
+        .graphql(&format!(
             r#"{{ resource(id: "{BATCH_1}") {{
                 footprint {{ kgCo2ePerUnit recycledContent primaryDataShare version }}
                 contributions {{ method shares {{ agent share }} }}
                 timeline {{ eventId }}
             }} }}"#
-        ),
-    )
-    .await;
+        ))
+        .await;
     let views = &views["data"]["resource"];
     let batch = by_id[BATCH_1];
     assert!(
@@ -410,7 +361,7 @@ async fn a_retracted_resource_says_so_and_gs1_digital_links_resolve() {
     let mut sourced = events::with_id(events::material("lot-42", 12.0, "KGM"), &sourced_id);
     sourced["payload"]["lotId"] = json!(lot);
     app.record_ok(&org, &json!([sourced])).await;
-    wait_for_views(&app).await;
+    app.wait_for_views().await;
 
     // The Digital Link path redirects to the item; the query string goes along.
     let client = reqwest::Client::builder()
@@ -449,7 +400,7 @@ async fn a_retracted_resource_says_so_and_gs1_digital_links_resolve() {
     // Retracted: 410, and the document and the page say why.
     let retraction = events::retraction(&sourced_id);
     app.record_ok(&org, &json!([retraction])).await;
-    wait_for_views(&app).await;
+    app.wait_for_views().await;
     let response = fetch(&app, &item_path(lot), None).await;
     assert_eq!(response.status(), StatusCode::GONE);
     let body: Value = response.json().await.unwrap();
@@ -539,9 +490,7 @@ impl Driver {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_item_page_renders_the_journey_the_chart_and_the_contributors_in_a_real_browser() {
     let app = demo().await;
-    let views = graphql(
-        &app,
-        &format!(
+    let views = app.graphql(&format!(
             r#"{{ resource(id: "{BATCH_1}") {{ timeline {{ eventId }} contributions {{ shares {{ agent share }} }} }} }}"#
         ),
     )

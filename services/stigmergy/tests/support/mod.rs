@@ -153,6 +153,39 @@ impl TestApp {
         }
     }
 
+    /// A GraphQL query without variables; the whole answer.
+    pub async fn graphql(&self, query: &str) -> Value {
+        self.client
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .expect("POST /graphql")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
+    /// Waits until the views have applied the whole log: GraphQL lists its last event.
+    pub async fn wait_for_views(&self) {
+        let head = self.head().await;
+        let query = format!(
+            "{{ events(first: 1, after: \"{}\") {{ edges {{ cursor }} }} }}",
+            head.saturating_sub(1)
+        );
+        for _ in 0..500 {
+            let answer = self.graphql(&query).await;
+            if answer["data"]["events"]["edges"]
+                .as_array()
+                .is_some_and(|edges| !edges.is_empty())
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the views never caught up with the log");
+    }
+
     /// The position of the last event in the log.
     pub async fn head(&self) -> u64 {
         self.get("/readyz").await.body["logHead"]
