@@ -46,17 +46,21 @@ pub fn encode_segment(text: &str) -> String {
     encoded
 }
 
-/// PACT's `declaredUnitOfMeasurement` for a footprint's unit, when PACT has one: mass in
-/// kilograms, volumes, energy and areas; counted units are declared per `piece`.
-pub fn declared_unit(unit: Unit) -> &'static str {
+/// PACT v3's `declaredUnitOfMeasurement` and `declaredUnitAmount` for figures given per one
+/// `unit` (per one base unit: the kilogram for every mass unit, else the unit itself); `None`
+/// for a unit PACT v3 has no declared unit for (the metre). The PACT endpoint maps the same way.
+pub fn declared_unit(unit: Unit) -> Option<(&'static str, f64)> {
     match unit.base().0 {
-        Unit::Litre | Unit::Millilitre => "liter",
-        Unit::CubicMetre => "cubic meter",
-        Unit::KilowattHour => "kilowatt hour",
-        Unit::SquareMetre => "square meter",
-        Unit::Piece | Unit::One | Unit::Set => "piece",
-        Unit::Metre => "meter",
-        _ => "kilogram",
+        Unit::Kilogram | Unit::Gram | Unit::Milligram | Unit::Tonne | Unit::Pound => {
+            Some(("kilogram", 1.0))
+        }
+        Unit::Piece | Unit::One | Unit::Set => Some(("piece", 1.0)),
+        Unit::Litre => Some(("liter", 1.0)),
+        Unit::Millilitre => Some(("liter", 0.001)),
+        Unit::CubicMetre => Some(("cubic meter", 1.0)),
+        Unit::SquareMetre => Some(("square meter", 1.0)),
+        Unit::KilowattHour => Some(("kilowatt hour", 1.0)),
+        Unit::Metre => None,
     }
 }
 
@@ -377,11 +381,11 @@ fn footprint_node(base: &str, figures: &Footprint, issue: Option<&FootprintIssue
         );
         node.insert("status".into(), json!("Active"));
     }
-    node.insert(
-        "declaredUnitOfMeasurement".into(),
-        json!(declared_unit(figures.unit)),
-    );
-    node.insert("declaredUnitAmount".into(), json!(1));
+    node.insert("unitCode".into(), json!(figures.unit.code()));
+    if let Some((measurement, amount)) = declared_unit(figures.unit) {
+        node.insert("declaredUnitOfMeasurement".into(), json!(measurement));
+        node.insert("declaredUnitAmount".into(), json!(amount));
+    }
     node.insert("pcfExcludingBiogenicUptake".into(), json!(per_unit.total()));
     node.insert(
         "primaryDataShare".into(),

@@ -82,7 +82,7 @@ pub fn render(item: &Item, document: &Value, base: &str) -> Markup {
                     }
                     (facts(item, base))
                     (journey(item))
-                    (footprint(item, document))
+                    (footprint(item))
                     (ancestry(item, base))
                     (contributors(item))
                     (links("Made from", "upstream", &item.upstream, base))
@@ -267,7 +267,7 @@ fn journey(item: &Item) -> Markup {
 }
 
 /// The footprint: its total per declared unit and a bar chart of its three parts.
-fn footprint(item: &Item, document: &Value) -> Markup {
+fn footprint(item: &Item) -> Markup {
     let Some(footprint) = &item.record.footprint else {
         return html! {};
     };
@@ -278,9 +278,11 @@ fn footprint(item: &Item, document: &Value) -> Markup {
     ];
     let total = footprint.per_unit.total();
     let widest = parts.iter().map(|(_, v)| v.abs()).fold(0.0_f64, f64::max);
-    let unit = document["footprint"]["declaredUnitOfMeasurement"]
-        .as_str()
-        .unwrap_or("unit");
+    let unit = match footprint.unit {
+        stigmergy_domain::Unit::Piece | stigmergy_domain::Unit::One => "piece",
+        stigmergy_domain::Unit::Set => "set",
+        other => unit_label(other),
+    };
     let (label_width, bar_width, row) = (100.0, 180.0, 28.0);
     html! {
         section id="footprint" {
