@@ -12,6 +12,7 @@
 pub mod live;
 mod mutation;
 pub mod open;
+pub mod pact;
 pub mod query;
 pub mod resource;
 

@@ -12,8 +12,9 @@ mod views;
 
 pub use organizations::{ApiKey, Organization, OrganizationDirectory};
 pub use views::{
-    EventScope, FootprintStatus, FootprintVersion, HELD_EPSILON, Held, ListedEvent, MEMO_RESOURCES,
-    PartitionOffset, PostgresViewStore, SqliteViewStore, TimelineEntry, ViewStore, footprint_id,
+    EventScope, FootprintCursor, FootprintFilter, FootprintProvenance, FootprintStatus,
+    FootprintVersion, HELD_EPSILON, Held, ListedEvent, MEMO_RESOURCES, PartitionOffset,
+    PostgresViewStore, SqliteViewStore, TimelineEntry, ViewStore, footprint_id,
 };
 
 #[derive(Debug, thiserror::Error)]

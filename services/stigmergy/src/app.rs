@@ -215,7 +215,8 @@ impl Application {
                 Some(gateway) => app
                     .app_data(gateway.clone())
                     .configure(stigmergy_gateway::configure)
-                    .configure(stigmergy_gateway::open::configure),
+                    .configure(stigmergy_gateway::open::configure)
+                    .configure(stigmergy_gateway::pact::configure),
                 None => app,
             };
             app.default_service(web::to(not_found))

@@ -12,7 +12,8 @@
 //! already hold (a redelivery), numbers the others after the last position stored, and stores the
 //! group's consumed offsets ([`PartitionOffset`]) in the same transaction, so that the group
 //! resumes each partition where the views stand. Every query leaves out what retracted events
-//! contributed.
+//! contributed. Footprint versions are also found by id and listed in the order they were issued,
+//! with what they rest on ([`FootprintProvenance`]), for the PACT exchange of the gateway.
 
 mod postgres;
 mod sqlite;
@@ -26,7 +27,9 @@ use std::sync::Arc;
 use stigmergy_domain::views::{
     Direction, Footprint, Ledger, Lineage, Memo, Methods, Record, Role, derive,
 };
-use stigmergy_domain::{Event, EventId, Iri, LogPosition, OrganizationId, Unit};
+use stigmergy_domain::{
+    CountryCode, Event, EventId, EventPayload, Iri, LogPosition, OrganizationId, Timestamp, Unit,
+};
 
 pub use postgres::PostgresViewStore;
 pub use sqlite::SqliteViewStore;
@@ -163,6 +166,101 @@ pub struct FootprintVersion {
     /// The log position of the last event of the page that issued it.
     pub issued_at: LogPosition,
     pub footprint: Footprint,
+}
+
+/// Which footprint versions a listing walks ([`ViewStore::footprint_page`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FootprintFilter {
+    /// Only the versions of these resources; `None` for every resource (an empty list matches
+    /// nothing).
+    pub resources: Option<Vec<Iri>>,
+    /// Only the versions with this status.
+    pub status: Option<FootprintStatus>,
+}
+
+/// A place in the listing of footprint versions, which runs in the order they were issued: by
+/// the log position of the page that issued them, then by id (as 16 bytes). A listing resumes
+/// after the cursor of the last version it gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FootprintCursor {
+    pub issued_at: LogPosition,
+    pub id: uuid::Uuid,
+}
+
+impl FootprintVersion {
+    /// Where a listing that gave this version resumes.
+    pub fn cursor(&self) -> FootprintCursor {
+        FootprintCursor {
+            issued_at: self.issued_at,
+            id: self.id,
+        }
+    }
+}
+
+/// What a footprint version rests on, as the log tells it ([`ViewStore::footprint_provenance`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FootprintProvenance {
+    /// When the event at the version's `issued_at` position was recorded: the page that issued
+    /// the version ended with that event, so the version was issued then or shortly after.
+    pub issued: Timestamp,
+    /// The organisation that recorded the resource's creation.
+    pub maker: OrganizationId,
+    /// Where it was made: the country of the facility of the event that created it (the origin
+    /// of a sourced lot).
+    pub country: Option<CountryCode>,
+    /// The `occurredAt` of the earliest and of the latest of the resource's own events the
+    /// version counts: its creation and its repairs, recorded at positions up to `issued_at` and
+    /// not retracted by an event recorded there or before.
+    pub activity: (Timestamp, Timestamp),
+}
+
+/// One of the events a footprint version counts, as [`provenance_of`] reads it: its position,
+/// how it concerns the resource, and the event.
+pub(crate) type CountedEvent = (LogPosition, Role, Event);
+
+/// The provenance of a footprint version issued by the page that ended with an event recorded
+/// at `issued`, from the resource's creation and repairs it counts (`counted`, in any order):
+/// `None` without a creation.
+pub(crate) fn provenance_of(
+    issued: Timestamp,
+    counted: &[CountedEvent],
+) -> Option<FootprintProvenance> {
+    let (_, _, creation) = counted
+        .iter()
+        .filter(|(_, role, _)| *role == Role::Created)
+        .min_by_key(|(position, ..)| *position)?;
+    let place = match &creation.payload {
+        EventPayload::MaterialSourced(sourced) => Some(&sourced.origin),
+        EventPayload::BatchFabricated(fabricated) => Some(&fabricated.facility),
+        EventPayload::BatchRecycled(recycled) => Some(&recycled.facility),
+        _ => None,
+    };
+    let first = counted
+        .iter()
+        .map(|(_, _, event)| event.occurred_at)
+        .min()?;
+    let last = counted
+        .iter()
+        .map(|(_, _, event)| event.occurred_at)
+        .max()?;
+    Some(FootprintProvenance {
+        issued,
+        maker: creation.recorded_by.clone(),
+        country: place.map(|place| place.country),
+        activity: (first, last),
+    })
+}
+
+/// The `recordedAt` of a stored envelope.
+pub(crate) fn recorded_at(envelope: &str) -> Result<Timestamp> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Recorded {
+        recorded_at: Timestamp,
+    }
+    serde_json::from_str::<Recorded>(envelope)
+        .map(|recorded| recorded.recorded_at)
+        .map_err(corrupt)
 }
 
 /// The id of version `version` of `resource`'s footprint.
@@ -342,6 +440,25 @@ pub trait ViewStore: Send + Sync + std::fmt::Debug {
 
     /// Every footprint version issued for `resource`, oldest first.
     async fn footprint_versions(&self, resource: &Iri) -> Result<Vec<FootprintVersion>>;
+
+    /// The footprint version with this id, of whatever resource.
+    async fn footprint_version(&self, id: uuid::Uuid) -> Result<Option<FootprintVersion>>;
+
+    /// Up to `limit` footprint versions that `filter` lets through, after `after` (exclusive; from
+    /// the first when `None`), in the order they were issued ([`FootprintCursor`]).
+    async fn footprint_page(
+        &self,
+        filter: &FootprintFilter,
+        after: Option<FootprintCursor>,
+        limit: usize,
+    ) -> Result<Vec<FootprintVersion>>;
+
+    /// When `version` was issued, who made its resource and the period of the resource's own
+    /// events it counts; `None` when the views do not hold the events it was issued from.
+    async fn footprint_provenance(
+        &self,
+        version: &FootprintVersion,
+    ) -> Result<Option<FootprintProvenance>>;
 
     /// Whether an event was retracted.
     async fn is_retracted(&self, event_id: EventId) -> Result<bool>;

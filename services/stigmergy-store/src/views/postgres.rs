@@ -21,9 +21,10 @@ use stigmergy_domain::{
 
 use super::sqlite::{corrupt, kind_from, role_from};
 use super::{
-    Derived, EventScope, FootprintStatus, FootprintVersion, HELD_EPSILON, Held, ListedEvent,
-    MEMO_RESOURCES, PartitionOffset, Remembered, TimelineEntry, ViewStore, derive_first_page,
-    footprint_id, merged_offsets, methods_fingerprint, shared, unseen,
+    CountedEvent, Derived, EventScope, FootprintCursor, FootprintFilter, FootprintProvenance,
+    FootprintStatus, FootprintVersion, HELD_EPSILON, Held, ListedEvent, MEMO_RESOURCES,
+    PartitionOffset, Remembered, TimelineEntry, ViewStore, derive_first_page, footprint_id,
+    merged_offsets, methods_fingerprint, provenance_of, recorded_at, shared, unseen,
 };
 use crate::pg::{Migrations, Pool, migrate};
 use crate::{Error, Result};
@@ -144,6 +145,13 @@ CREATE TABLE consumer_offsets (
     next_offset    BIGINT NOT NULL,
     PRIMARY KEY (consumer_group, topic, partition)
 );
+",
+    ),
+    (
+        5,
+        "the footprint versions in the order they were issued, for listing them",
+        "
+CREATE INDEX footprints_by_issue ON footprints (issued_at, id);
 ",
     ),
 ];
@@ -391,6 +399,25 @@ fn position_param(position: LogPosition) -> Result<i64> {
     })
 }
 
+/// The columns [`footprint_version`] reads, of `footprints`.
+const FOOTPRINT_COLUMNS: &str = "id, version, status, preceding, issued_at, footprint, resource";
+
+fn footprint_version(row: &Row) -> Result<FootprintVersion> {
+    let version: i32 = row.try_get(1)?;
+    let status: &str = row.try_get(2)?;
+    let footprint: &str = row.try_get(5)?;
+    let resource: &str = row.try_get(6)?;
+    Ok(FootprintVersion {
+        id: row.try_get(0)?,
+        resource: Iri::parse(resource).map_err(corrupt)?,
+        version: u32::try_from(version).map_err(corrupt)?,
+        status: FootprintStatus::from_name(status).ok_or_else(|| corrupt(status))?,
+        preceding: row.try_get(3)?,
+        issued_at: position_from(row, 4)?,
+        footprint: serde_json::from_str(footprint).map_err(corrupt)?,
+    })
+}
+
 fn position_from(row: &Row, column: usize) -> Result<LogPosition> {
     let position: i64 = row.try_get(column)?;
     u64::try_from(position).map(LogPosition).map_err(corrupt)
@@ -534,6 +561,98 @@ impl ViewStore for PostgresViewStore {
                 });
             }
             Ok(versions)
+        })
+        .await
+    }
+
+    async fn footprint_version(&self, id: uuid::Uuid) -> Result<Option<FootprintVersion>> {
+        self.run(move |client| {
+            client
+                .query_opt(
+                    &format!("SELECT {FOOTPRINT_COLUMNS} FROM footprints WHERE id = $1"),
+                    &[&id],
+                )?
+                .map(|row| footprint_version(&row))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn footprint_page(
+        &self,
+        filter: &FootprintFilter,
+        after: Option<FootprintCursor>,
+        limit: usize,
+    ) -> Result<Vec<FootprintVersion>> {
+        if limit == 0 || filter.resources.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
+        let (issued_at, id) = match after {
+            Some(cursor) => (
+                i64::try_from(cursor.issued_at.0).map_err(corrupt)?,
+                cursor.id,
+            ),
+            // Positions start at 1.
+            None => (0, uuid::Uuid::nil()),
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let status = filter.status.map(FootprintStatus::name);
+        let resources: Option<Vec<String>> = filter
+            .resources
+            .as_ref()
+            .map(|resources| resources.iter().map(Iri::to_string).collect());
+        self.run(move |client| {
+            let rows = client.query(
+                &format!(
+                    "SELECT {FOOTPRINT_COLUMNS} FROM footprints
+                     WHERE issued_at >= $1 AND (issued_at > $1 OR id > $2)
+                     AND ($3::TEXT IS NULL OR status = $3)
+                     AND ($4::TEXT[] IS NULL OR resource = ANY($4))
+                     ORDER BY issued_at, id LIMIT $5"
+                ),
+                &[&issued_at, &id, &status, &resources, &limit],
+            )?;
+            rows.iter().map(footprint_version).collect()
+        })
+        .await
+    }
+
+    async fn footprint_provenance(
+        &self,
+        version: &FootprintVersion,
+    ) -> Result<Option<FootprintProvenance>> {
+        let resource = version.resource.to_string();
+        let issued_at = i64::try_from(version.issued_at.0).map_err(corrupt)?;
+        self.run(move |client| {
+            let Some(row) = client.query_opt(
+                "SELECT envelope FROM view_events WHERE position = $1",
+                &[&issued_at],
+            )?
+            else {
+                return Ok(None);
+            };
+            let issued = recorded_at(row.try_get(0)?)?;
+            let rows = client.query(
+                "SELECT e.position, t.role, e.envelope FROM touches t
+                 JOIN view_events e ON e.event_id = t.event_id
+                 WHERE t.resource = $1 AND t.role IN ('created', 'repaired')
+                 AND e.position <= $2
+                 AND NOT EXISTS (SELECT 1 FROM retracted x
+                     JOIN view_events b ON b.event_id = x.by_event
+                     WHERE x.event_id = t.event_id AND b.position <= $2)",
+                &[&resource, &issued_at],
+            )?;
+            let mut counted: Vec<CountedEvent> = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let role: &str = row.try_get(1)?;
+                let envelope: &str = row.try_get(2)?;
+                counted.push((
+                    position_from(row, 0)?,
+                    role_from(role).ok_or_else(|| corrupt(role))?,
+                    serde_json::from_str(envelope).map_err(corrupt)?,
+                ));
+            }
+            Ok(provenance_of(issued, &counted))
         })
         .await
     }

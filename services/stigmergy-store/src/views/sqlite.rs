@@ -15,9 +15,10 @@ use stigmergy_domain::{
 };
 
 use super::{
-    Derived, EventScope, FootprintStatus, FootprintVersion, HELD_EPSILON, Held, ListedEvent,
-    MEMO_RESOURCES, PartitionOffset, Remembered, TimelineEntry, ViewStore, derive_first_page,
-    footprint_id, merged_offsets, methods_fingerprint, shared, unseen,
+    CountedEvent, Derived, EventScope, FootprintCursor, FootprintFilter, FootprintProvenance,
+    FootprintStatus, FootprintVersion, HELD_EPSILON, Held, ListedEvent, MEMO_RESOURCES,
+    PartitionOffset, Remembered, TimelineEntry, ViewStore, derive_first_page, footprint_id,
+    merged_offsets, methods_fingerprint, provenance_of, recorded_at, shared, unseen,
 };
 use crate::sqlite::SharedConnection;
 use crate::{Error, Result};
@@ -127,6 +128,8 @@ const INDEXES: &[&str] = &[
     "consignments_by_time ON consignments (resource, consignee, occurred)",
     "consignments_by_shipper ON consignments (resource, shipper)",
     "movements_by_resource ON movements (resource, organization)",
+    "footprints_by_id ON footprints (id)",
+    "footprints_by_issue ON footprints (issued_at, id)",
 ];
 
 /// The version of the tables above; a store written by another version is rebuilt.
@@ -554,6 +557,122 @@ impl ViewStore for SqliteViewStore {
                     });
                 }
                 Ok(versions)
+            })
+            .await
+    }
+
+    async fn footprint_version(&self, id: uuid::Uuid) -> Result<Option<FootprintVersion>> {
+        self.reader
+            .run(move |connection| {
+                let row = connection
+                    .prepare_cached(&format!(
+                        "SELECT {FOOTPRINT_COLUMNS} FROM footprints f
+                         JOIN resources r ON r.no = f.resource WHERE f.id = ?1"
+                    ))?
+                    .query_row(params![&id.as_bytes()[..]], footprint_row)
+                    .optional()?;
+                row.map(footprint_version).transpose()
+            })
+            .await
+    }
+
+    async fn footprint_page(
+        &self,
+        filter: &FootprintFilter,
+        after: Option<FootprintCursor>,
+        limit: usize,
+    ) -> Result<Vec<FootprintVersion>> {
+        if limit == 0 || filter.resources.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
+        let filter = filter.clone();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.reader
+            .run(move |connection| {
+                let (issued_at, id) = match after {
+                    Some(cursor) => (cursor.issued_at.0, cursor.id.as_bytes().to_vec()),
+                    // Positions start at 1, and every id sorts after no bytes at all.
+                    None => (0, Vec::new()),
+                };
+                let mut values: Vec<Box<dyn rusqlite::ToSql>> =
+                    vec![Box::new(issued_at), Box::new(id), Box::new(limit)];
+                let mut sql = format!(
+                    "SELECT {FOOTPRINT_COLUMNS} FROM footprints f
+                     JOIN resources r ON r.no = f.resource
+                     WHERE f.issued_at >= ?1 AND (f.issued_at > ?1 OR f.id > ?2)"
+                );
+                if let Some(status) = filter.status {
+                    values.push(Box::new(status.name()));
+                    sql.push_str(&format!(" AND f.status = ?{}", values.len()));
+                }
+                if let Some(resources) = &filter.resources {
+                    let mut placeholders = Vec::with_capacity(resources.len());
+                    for resource in resources {
+                        values.push(Box::new(resource.to_string()));
+                        placeholders.push(format!("?{}", values.len()));
+                    }
+                    sql.push_str(&format!(
+                        " AND f.resource IN (SELECT no FROM resources WHERE iri IN ({}))",
+                        placeholders.join(", ")
+                    ));
+                }
+                sql.push_str(" ORDER BY f.issued_at, f.id LIMIT ?3");
+                let mut statement = connection.prepare(&sql)?;
+                let rows = statement.query_map(
+                    rusqlite::params_from_iter(values.iter().map(AsRef::as_ref)),
+                    footprint_row,
+                )?;
+                let mut versions = Vec::new();
+                for row in rows {
+                    versions.push(footprint_version(row?)?);
+                }
+                Ok(versions)
+            })
+            .await
+    }
+
+    async fn footprint_provenance(
+        &self,
+        version: &FootprintVersion,
+    ) -> Result<Option<FootprintProvenance>> {
+        let resource = version.resource.clone();
+        let issued_at = i64::try_from(version.issued_at.0).map_err(corrupt)?;
+        self.reader
+            .run(move |connection| {
+                let envelope: Option<String> = connection
+                    .prepare_cached("SELECT envelope FROM view_events WHERE position = ?1")?
+                    .query_row(params![issued_at], |row| row.get(0))
+                    .optional()?;
+                let Some(envelope) = envelope else {
+                    return Ok(None);
+                };
+                let issued = recorded_at(&envelope)?;
+                let mut statement = connection.prepare_cached(
+                    "SELECT e.position, t.role, e.envelope FROM touches t
+                     JOIN view_events e ON e.position = t.position
+                     WHERE t.resource = (SELECT no FROM resources WHERE iri = ?1)
+                     AND t.role IN ('created', 'repaired') AND t.position <= ?2
+                     AND NOT EXISTS (SELECT 1 FROM retracted x
+                         JOIN view_events b ON b.event_id = x.by_event
+                         WHERE x.event_id = e.event_id AND b.position <= ?2)",
+                )?;
+                let rows = statement.query_map(params![resource.as_str(), issued_at], |row| {
+                    Ok((
+                        row.get::<_, u64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })?;
+                let mut counted: Vec<CountedEvent> = Vec::new();
+                for row in rows {
+                    let (position, role, envelope) = row?;
+                    counted.push((
+                        LogPosition(position),
+                        role_from(&role).ok_or_else(|| corrupt(&role))?,
+                        serde_json::from_str(&envelope).map_err(corrupt)?,
+                    ));
+                }
+                Ok(provenance_of(issued, &counted))
             })
             .await
     }
@@ -1324,6 +1443,39 @@ impl Facts for SqliteFacts<'_> {
         }
         Ok(())
     }
+}
+
+/// The columns [`footprint_row`] reads, of `footprints f` joined with `resources r`.
+const FOOTPRINT_COLUMNS: &str =
+    "f.id, f.version, f.status, f.preceding, f.issued_at, f.footprint, r.iri";
+
+/// A row of [`FOOTPRINT_COLUMNS`], as stored.
+type FootprintRow = (Vec<u8>, u32, String, Option<Vec<u8>>, u64, String, String);
+
+fn footprint_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FootprintRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
+}
+
+fn footprint_version(row: FootprintRow) -> Result<FootprintVersion> {
+    let (id, version, status, preceding, issued_at, footprint, resource) = row;
+    let uuid = |bytes: Vec<u8>| uuid::Uuid::from_slice(&bytes).map_err(corrupt);
+    Ok(FootprintVersion {
+        id: uuid(id)?,
+        resource: Iri::parse(resource).map_err(corrupt)?,
+        version,
+        status: FootprintStatus::from_name(&status).ok_or_else(|| corrupt(&status))?,
+        preceding: preceding.map(uuid).transpose()?,
+        issued_at: LogPosition(issued_at),
+        footprint: serde_json::from_str(&footprint).map_err(corrupt)?,
+    })
 }
 
 fn event_id_from(bytes: &[u8]) -> Result<EventId> {

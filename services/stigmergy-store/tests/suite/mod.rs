@@ -1,7 +1,8 @@
 //! The test suite every adapter of the views store passes: applying is idempotent, a retraction
 //! hides its event whenever it arrives, any order of arrival gives the same timelines, lineage
-//! and records as the log order, footprint versions replace each other, and events consumed from
-//! partitioned topics are applied once however often they are delivered, with the consumed
+//! and records as the log order, footprint versions replace each other and are found by id,
+//! listed in the order they were issued and traced to the events they count, and events consumed
+//! from partitioned topics are applied once however often they are delivered, with the consumed
 //! offsets.
 //!
 //! Each case takes a [`Factory`] that opens a fresh, empty store; `view_store_tests!(factory)`
@@ -13,9 +14,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use stigmergy_domain::views::{Direction, Methods};
-use stigmergy_domain::{Event, EventId, Iri, LogPosition};
+use stigmergy_domain::{Event, EventId, Iri, LogPosition, Timestamp};
 use stigmergy_store::{
-    EventScope, FootprintStatus, PartitionOffset, SqliteViewStore, ViewStore, footprint_id,
+    EventScope, FootprintFilter, FootprintProvenance, FootprintStatus, FootprintVersion,
+    PartitionOffset, SqliteViewStore, ViewStore, footprint_id,
 };
 
 /// Opens a fresh, empty store.
@@ -80,6 +82,8 @@ macro_rules! view_store_tests {
             consumed_offsets_are_kept_per_group_and_never_move_back,
             consumed_events_take_the_positions_after_the_last_and_list_in_the_order_applied,
             two_handles_of_one_group_consuming_together_number_each_event_once,
+            footprint_versions_are_found_by_id_and_listed_in_the_order_they_were_issued,
+            a_footprint_version_tells_when_it_was_issued_who_made_it_and_what_it_counts,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
@@ -1247,5 +1251,251 @@ pub async fn two_handles_of_one_group_consuming_together_number_each_event_once(
     assert_eq!(
         first.position("views").await.unwrap(),
         LogPosition(events.len() as u64)
+    );
+}
+
+/// An event of [`event`] recorded at a time of its own (`2025-06-02T11:MM:00Z`, MM = `n`).
+fn recorded(n: u32, (position, mut event): (LogPosition, Event)) -> (LogPosition, Event) {
+    event.recorded_at = Timestamp::parse(&format!("2025-06-02T11:{:02}:00Z", n % 60)).unwrap();
+    (position, event)
+}
+
+/// The small world of footprint versions: a batch made before its inputs were sourced (version
+/// 1 counts them as 0), the lots sourced (version 2), a batch made from it, and a repair of it
+/// (version 3), each page applied on its own. The first page goes into an empty store.
+fn versioned_history() -> Vec<Vec<(LogPosition, Event)>> {
+    let mut b1 = recorded(4, batch(4, "b1", &["oak", "pla"]));
+    b1.1.recorded_by = Iri::parse(CONSIGNEE).unwrap();
+    vec![
+        vec![recorded(1, design(1)), b1],
+        vec![recorded(5, lot(5, "oak")), recorded(6, lot(6, "pla"))],
+        vec![recorded(7, batch(7, "b2", &["b1"]))],
+        vec![recorded(8, repair(8, "b1", &[("pla", 0.5, "KGM")]))],
+    ]
+}
+
+/// Every version of the resources of [`versioned_history`], in the order they were issued.
+async fn all_versions(store: &dyn ViewStore) -> Vec<FootprintVersion> {
+    let mut all = Vec::new();
+    for name in ["design", "oak", "pla", "b1", "b2"] {
+        all.extend(store.footprint_versions(&resource(name)).await.unwrap());
+    }
+    all.sort_by_key(FootprintVersion::cursor);
+    all
+}
+
+/// The whole listing of `filter`, `limit` versions at a time.
+async fn listed(
+    store: &dyn ViewStore,
+    filter: &FootprintFilter,
+    limit: usize,
+) -> Vec<FootprintVersion> {
+    let mut all: Vec<FootprintVersion> = Vec::new();
+    loop {
+        let after = all.last().map(FootprintVersion::cursor);
+        let page = store.footprint_page(filter, after, limit).await.unwrap();
+        assert!(page.len() <= limit, "a page holds at most the limit");
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+}
+
+pub async fn footprint_versions_are_found_by_id_and_listed_in_the_order_they_were_issued(
+    fresh: Factory,
+) {
+    let store = store_with(fresh, versioned_history()).await;
+    let b1 = resource("b1");
+    let versions = store.footprint_versions(&b1).await.unwrap();
+    let summary: Vec<_> = versions
+        .iter()
+        .map(|v| (v.version, v.status, v.preceding, v.issued_at))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, FootprintStatus::Deprecated, None, LogPosition(4)),
+            (
+                2,
+                FootprintStatus::Deprecated,
+                Some(footprint_id(&b1, 1)),
+                LogPosition(6)
+            ),
+            (
+                3,
+                FootprintStatus::Active,
+                Some(footprint_id(&b1, 2)),
+                LogPosition(8)
+            ),
+        ],
+        "each re-issue deprecates the version it replaces and names it"
+    );
+
+    let all = all_versions(&*store).await;
+    assert_eq!(
+        all.len(),
+        6,
+        "b1 three times, the lots and b2 once each: {all:#?}"
+    );
+    for version in &all {
+        assert_eq!(
+            store.footprint_version(version.id).await.unwrap().as_ref(),
+            Some(version),
+            "found by its id"
+        );
+    }
+    assert_eq!(
+        store.footprint_version(footprint_id(&b1, 4)).await.unwrap(),
+        None,
+        "a version never issued"
+    );
+
+    let everything = FootprintFilter::default();
+    assert_eq!(
+        store.footprint_page(&everything, None, 100).await.unwrap(),
+        all
+    );
+    for limit in [1, 2, 3, 6] {
+        assert_eq!(
+            listed(&*store, &everything, limit).await,
+            all,
+            "pages of {limit}"
+        );
+    }
+    let last = all.last().unwrap().cursor();
+    assert!(
+        store
+            .footprint_page(&everything, Some(last), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .footprint_page(&everything, None, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A cursor between two versions issued by one page resumes between them.
+    let at_six: Vec<_> = all
+        .iter()
+        .filter(|v| v.issued_at == LogPosition(6))
+        .collect();
+    assert_eq!(at_six.len(), 3, "b1's second version and both lots");
+    let resumed = store
+        .footprint_page(&everything, Some(at_six[0].cursor()), 2)
+        .await
+        .unwrap();
+    assert_eq!(resumed.iter().collect::<Vec<_>>(), at_six[1..]);
+
+    for status in [FootprintStatus::Active, FootprintStatus::Deprecated] {
+        let filter = FootprintFilter {
+            status: Some(status),
+            ..FootprintFilter::default()
+        };
+        let expected: Vec<_> = all.iter().filter(|v| v.status == status).cloned().collect();
+        assert_eq!(listed(&*store, &filter, 2).await, expected, "{status:?}");
+    }
+    let of = |names: &[&str], status: Option<FootprintStatus>| FootprintFilter {
+        resources: Some(names.iter().map(|name| resource(name)).collect()),
+        status,
+    };
+    assert_eq!(listed(&*store, &of(&["b1"], None), 1).await, versions);
+    let b1_and_oak: Vec<_> = all
+        .iter()
+        .filter(|v| v.resource == b1 || v.resource == resource("oak"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        listed(&*store, &of(&["oak", "b1"], None), 2).await,
+        b1_and_oak
+    );
+    assert_eq!(
+        listed(&*store, &of(&["b1"], Some(FootprintStatus::Deprecated)), 5).await,
+        versions[..2]
+    );
+    assert!(listed(&*store, &of(&[], None), 5).await.is_empty());
+    assert!(
+        listed(&*store, &of(&["never-recorded"], None), 5)
+            .await
+            .is_empty()
+    );
+}
+
+pub async fn a_footprint_version_tells_when_it_was_issued_who_made_it_and_what_it_counts(
+    fresh: Factory,
+) {
+    let mut pages = versioned_history();
+    // The repair is retracted: b1 is issued a fourth version, without it.
+    pages.push(vec![recorded(9, retraction(9, "b1", 8))]);
+    let store = store_with(fresh, pages).await;
+    let at = |text: &str| Timestamp::parse(text).unwrap();
+    let b1 = store.footprint_versions(&resource("b1")).await.unwrap();
+    assert_eq!(b1.len(), 4, "{b1:#?}");
+    let provenance = |version: &FootprintVersion| {
+        let store = &store;
+        let version = version.clone();
+        async move { store.footprint_provenance(&version).await.unwrap().unwrap() }
+    };
+    let first = provenance(&b1[0]).await;
+    assert_eq!(
+        first.issued,
+        at("2025-06-02T11:04:00Z"),
+        "recorded with event 4"
+    );
+    assert_eq!(
+        first.maker,
+        Iri::parse(CONSIGNEE).unwrap(),
+        "who recorded the fabrication"
+    );
+    assert_eq!(
+        first.activity,
+        (at("2025-06-01T10:04:00Z"), at("2025-06-01T10:04:00Z")),
+        "the fabrication alone"
+    );
+    let second = provenance(&b1[1]).await;
+    assert_eq!(
+        second.issued,
+        at("2025-06-02T11:06:00Z"),
+        "the page ended with event 6"
+    );
+    assert_eq!(
+        second.activity, first.activity,
+        "the lots are events of other resources"
+    );
+    let repaired = provenance(&b1[2]).await;
+    assert_eq!(repaired.issued, at("2025-06-02T11:08:00Z"));
+    assert_eq!(
+        repaired.activity,
+        (at("2025-06-01T10:04:00Z"), at("2025-06-01T10:08:00Z")),
+        "the fabrication and the repair"
+    );
+    let unrepaired = provenance(&b1[3]).await;
+    assert_eq!(unrepaired.issued, at("2025-06-02T11:09:00Z"));
+    assert_eq!(
+        unrepaired.activity, first.activity,
+        "the repair was retracted before this version was issued"
+    );
+    assert_eq!(
+        provenance(&b1[2]).await.activity,
+        repaired.activity,
+        "a later retraction does not change what an earlier version counted"
+    );
+    let oak = store.footprint_versions(&resource("oak")).await.unwrap();
+    let oak = provenance(&oak[0]).await;
+    assert_eq!(oak.maker, Iri::parse(ORG).unwrap());
+    let country =
+        |provenance: &FootprintProvenance| provenance.country.map(|c| c.as_str().to_owned());
+    assert_eq!(country(&oak).as_deref(), Some("DE"), "the lot's origin");
+    assert_eq!(
+        country(&first).as_deref(),
+        Some("DE"),
+        "the batch's facility"
+    );
+    assert_eq!(
+        oak.activity,
+        (at("2025-06-01T10:05:00Z"), at("2025-06-01T10:05:00Z"))
     );
 }
