@@ -10,6 +10,7 @@
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod export;
 pub mod operator;
 pub mod project;
 pub mod telemetry;

@@ -82,6 +82,25 @@ enum Command {
         #[arg(long, default_value_t = stigmergy_projector::DEFAULT_FIRST_PAGE_SIZE)]
         first_page_size: usize,
     },
+    /// Writes an open-data snapshot into a directory: every event of the log as NDJSON, every
+    /// resource's JSON-LD document as `GET /id/{id}` serves it, the JSON-LD context, a manifest
+    /// and SHA256SUMS (docs/open-data.md). Written beside it as `DIR.partial` and renamed when
+    /// complete; it reads the log and the views, and may run while `serve` does.
+    Export {
+        #[command(flatten)]
+        place: Place,
+        /// The directory to write the snapshot to; it must not exist, or be empty, or (with
+        /// `--force`) hold a previous export.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The public base URL the documents link with (`https://trace.example.org`); overrides
+        /// `[open] public_url`. One of the two is required.
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
+        /// Replace DIR when it holds a previous export (never anything else).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Where a split service finds its data, its log and its store.
@@ -173,7 +192,44 @@ fn main() -> anyhow::Result<()> {
                 },
             ))
         }
+        Command::Export {
+            place,
+            out,
+            public_url,
+            force,
+        } => {
+            place.apply(&mut config);
+            runtime()?.block_on(export(
+                config,
+                stigmergy::export::ExportOptions {
+                    out,
+                    public_url,
+                    force,
+                    progress: true,
+                },
+            ))
+        }
     }
+}
+
+async fn export(config: Config, options: stigmergy::export::ExportOptions) -> anyhow::Result<()> {
+    let _telemetry = telemetry::init(&config.telemetry, "stigmergy-export")?;
+    let report = stigmergy::export::export(&config, &options).await?;
+    println!(
+        "Exported {} events (retractions: {}) and {} resource documents to {}: {} files, {} bytes \
+         ({}), in {:.2} s (views at position {}, log head {}).",
+        report.events,
+        report.retractions,
+        report.resources,
+        report.out.display(),
+        report.files,
+        report.bytes,
+        indicatif::HumanBytes(report.bytes),
+        report.elapsed.as_secs_f64(),
+        report.as_of,
+        report.log_head,
+    );
+    Ok(())
 }
 
 async fn project(config: Config, pages: stigmergy::project::Pages) -> anyhow::Result<()> {
