@@ -9,9 +9,10 @@
 //! partition next starts there. An event read twice is applied once: the store skips ids it
 //! holds. The views converge whatever the interleaving across partitions.
 //!
-//! After each page, a member publishes the current record of every resource the page's events
-//! touch, and of everything downstream of those, on `stigmergy.metadata.v1` (compacted, keyed by the resource), and each of their
-//! anomalies on `stigmergy.anomalies.v1`; once the broker has acknowledged them, it stores the
+//! After each page, a member publishes the open-metadata document (JSON-LD, as `GET /id/{id}`
+//! answers it: `stigmergy_store::document`) of every resource the page's events touch, and of
+//! everything downstream of those, on `stigmergy.metadata.v1` (compacted, keyed by the
+//! resource), and each of their anomalies on `stigmergy.anomalies.v1`; once the broker has acknowledged them, it stores the
 //! page's offsets again under `<group>.published`. A member resumes each partition from the
 //! lesser of the two offsets, so a crash between applying and publishing publishes again
 //! (applying again changes nothing): publication is at least once. Each document carries
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -34,6 +36,7 @@ use serde_json::json;
 use stigmergy_domain::views::{Direction, EventIndex};
 use stigmergy_domain::{Event, Iri, LogPosition};
 use stigmergy_log::kafka::{self, ANOMALIES_TOPIC, KafkaConfig, METADATA_TOPIC, STAGE_TOPICS};
+use stigmergy_store::document::gather;
 use stigmergy_store::{PartitionOffset, ViewStore};
 use tokio::runtime::Handle;
 use tracing::{error, info, info_span, warn};
@@ -54,6 +57,36 @@ pub struct GroupProjector {
     store: Arc<dyn ViewStore>,
     page_size: usize,
     publish: bool,
+    documents: Documents,
+}
+
+/// How published documents link and name: the public base URL of the item pages (`[open]
+/// public_url`; empty gives links relative to the resolver's root) and the names of
+/// organisations (the directory).
+#[derive(Clone)]
+pub struct Documents {
+    pub base: String,
+    pub names: Arc<NamesOf>,
+}
+
+/// The name of an organisation, when known.
+pub type NamesOf = dyn Fn(&Iri) -> Option<String> + Send + Sync;
+
+impl std::fmt::Debug for Documents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Documents")
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
+impl Default for Documents {
+    fn default() -> Self {
+        Self {
+            base: String::new(),
+            names: Arc::new(|_| None),
+        }
+    }
 }
 
 /// The name under which a group keeps the offsets whose pages it has published.
@@ -93,7 +126,14 @@ impl GroupProjector {
             store,
             page_size: DEFAULT_GROUP_PAGE_SIZE,
             publish: true,
+            documents: Documents::default(),
         }
+    }
+
+    /// How the documents it publishes link and name.
+    pub fn with_documents(mut self, documents: Documents) -> Self {
+        self.documents = documents;
+        self
     }
 
     /// Whether to publish records and anomalies after each page (on by default).
@@ -248,8 +288,8 @@ impl GroupProjector {
         }
     }
 
-    /// Publishes the records (and their anomalies) of what `events` touch, then notes `offsets`
-    /// as published.
+    /// Publishes the documents (and the anomalies) of what `events` touch and of what is
+    /// downstream of that, then notes `offsets` as published.
     async fn publish(
         &self,
         producer: &FutureProducer,
@@ -263,8 +303,8 @@ impl GroupProjector {
             .collect();
         touched.sort();
         touched.dedup();
-        // A record changes with what it touches, and with what it is made from: a footprint or
-        // an attribution passes on downstream.
+        // A document changes with what it touches, and with what it is made from: a footprint
+        // or an attribution passes on downstream.
         let mut resources = touched.clone();
         for resource in &touched {
             let downstream = self
@@ -275,17 +315,43 @@ impl GroupProjector {
         }
         resources.sort();
         resources.dedup();
-        // How far the views had come before the records were read: members publish side by
-        // side, so a record read earlier may land later; a reader keeps the greatest `asOf`.
+        // How far the views had come before the documents were read: members publish side by
+        // side, so a document read earlier may land later; a reader keeps the greatest `asOf`.
         let as_of = self.store.position(&self.group).await?.0;
-        let records = self.store.records(&resources).await?;
+        let names = self.documents.names.as_ref();
+        // A few documents are read at once, so that the store's round trips overlap.
+        let mut items = futures_util::stream::iter(&resources)
+            .map(|resource| gather(self.store.as_ref(), names, as_of, resource))
+            .buffered(DOCUMENTS_AT_ONCE);
         let mut deliveries = Vec::new();
-        for (resource, record) in &records {
-            let document = json!({ "id": resource, "asOf": as_of, "record": record });
-            deliveries.push(send(producer, METADATA_TOPIC, resource, &document).await?);
-            for anomaly in &record.anomalies {
+        while let Some(gathered) = items.next().await {
+            let Some(item) = gathered? else {
+                continue;
+            };
+            let resource = &item.id;
+            let document = item.document(&self.documents.base);
+            deliveries.push(
+                send(
+                    producer,
+                    METADATA_TOPIC,
+                    resource,
+                    &document,
+                    "application/ld+json",
+                )
+                .await?,
+            );
+            for anomaly in &item.record.anomalies {
                 let told = json!({ "resource": resource, "asOf": as_of, "anomaly": anomaly });
-                deliveries.push(send(producer, ANOMALIES_TOPIC, resource, &told).await?);
+                deliveries.push(
+                    send(
+                        producer,
+                        ANOMALIES_TOPIC,
+                        resource,
+                        &told,
+                        "application/json",
+                    )
+                    .await?,
+                );
             }
         }
         for delivery in deliveries {
@@ -302,7 +368,10 @@ impl GroupProjector {
     }
 }
 
-/// How far downstream of what a page touched records are published again.
+/// How many documents a member reads from the store at once while publishing.
+const DOCUMENTS_AT_ONCE: usize = 8;
+
+/// How far downstream of what a page touched documents are published again.
 const PUBLISHED_REACH: u32 = 64;
 
 /// Does `work` until it succeeds (pausing longer after each failure), unless the member is
@@ -325,17 +394,18 @@ fn persist<T>(what: &str, stop: &AtomicBool, mut work: impl FnMut() -> Result<T>
     }
 }
 
-/// Enqueues one JSON record, waiting while the producer's queue is full.
+/// Enqueues one JSON record of `content_type`, waiting while the producer's queue is full.
 async fn send(
     producer: &FutureProducer,
     topic: &str,
     key: &Iri,
     value: &serde_json::Value,
+    content_type: &str,
 ) -> Result<DeliveryFuture> {
     let payload = value.to_string();
     let headers = OwnedHeaders::new().insert(Header {
         key: kafka::header::CONTENT_TYPE,
-        value: Some("application/json"),
+        value: Some(content_type),
     });
     let mut record = FutureRecord::to(topic)
         .key(key.as_str())

@@ -5,6 +5,7 @@
 //! This crate never decides what may be recorded (that is the domain's rules) and never keeps a
 //! secret in clear: an API key exists in clear only in the answer that creates it.
 
+pub mod document;
 mod organizations;
 mod pg;
 mod sqlite;

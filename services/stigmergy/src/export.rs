@@ -591,15 +591,11 @@ async fn write_snapshot(
 
     // Every resource's document, as `GET /id/{id}` serves it.
     let bar = progress_bar(options, candidates.len() as u64, "resources");
-    let names_of = |id: &Iri| {
-        directory
-            .and_then(|directory| directory.get(id))
-            .map(|organization| organization.name)
-    };
+    let names_of = |id: &Iri| directory.and_then(|directory| directory.name_of(id));
     let mut names = HashSet::new();
     let mut pending = 0_u64;
     for iri in &candidates {
-        let gathered = stigmergy_gateway::open::gather(views, &names_of, as_of, iri)
+        let gathered = stigmergy_store::document::gather(views, &names_of, as_of, iri)
             .await
             .with_context(|| format!("cannot read the views of {iri}"))?;
         bar.inc(1);

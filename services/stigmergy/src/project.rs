@@ -8,14 +8,15 @@
 //! On Kafka it joins the projectors' consumer group and applies what the group gives it until it
 //! is asked to stop (SIGINT or SIGTERM), keeping the group's offsets in the store with the views.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use stigmergy_domain::LogPosition;
+use stigmergy_domain::{Iri, LogPosition};
 use stigmergy_projector::Projector;
-use stigmergy_projector::kafka::GroupProjector;
+use stigmergy_projector::kafka::{Documents, GroupProjector};
 
-use crate::app::{open_log, open_views};
+use crate::app::{open_directory, open_log, open_views};
 use crate::config::Config;
 
 /// What one run applied.
@@ -62,9 +63,27 @@ pub async fn run_group(config: &Config, brokers: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot create the topics at {brokers}"))?;
     let views = open_views(config)?;
+    let directory = open_directory(config)?;
+    let base = config
+        .open
+        .public_url
+        .as_deref()
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    if config.kafka.publish && base.is_empty() {
+        tracing::warn!(
+            "[open] public_url is not set: the documents published on the metadata topic link \
+             relative to the resolver's root"
+        );
+    }
+    let documents = Documents {
+        base,
+        names: Arc::new(move |id: &Iri| directory.name_of(id)),
+    };
     let running = GroupProjector::new(kafka, config.kafka.group.clone(), views)
         .with_page_size(config.kafka.page_size)
         .with_publishing(config.kafka.publish)
+        .with_documents(documents)
         .start(tokio::runtime::Handle::current())?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut finished = tokio::time::interval(Duration::from_millis(500));

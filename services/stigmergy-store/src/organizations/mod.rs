@@ -403,6 +403,16 @@ impl OrganizationDirectory {
         self.look_up(|cache| cache.by_id.get(id).cloned())
     }
 
+    /// The name of `id` as the directory holds it now, without asking for a reload on a miss
+    /// (for display: most IRIs asked about are not organisations, and a name recorded in the
+    /// last second can wait for the next periodic reload).
+    pub fn name_of(&self, id: &OrganizationId) -> Option<String> {
+        self.cache_read()
+            .by_id
+            .get(id)
+            .map(|organization| organization.name.clone())
+    }
+
     pub fn exists(&self, id: &OrganizationId) -> bool {
         self.look_up(|cache| cache.by_id.contains_key(id).then_some(()))
             .is_some()
