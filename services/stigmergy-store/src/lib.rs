@@ -15,7 +15,7 @@ pub use organizations::{ApiKey, Organization, OrganizationDirectory};
 pub use views::{
     EventScope, FootprintCursor, FootprintFilter, FootprintProvenance, FootprintStatus,
     FootprintVersion, HELD_EPSILON, Held, ListedEvent, MEMO_RESOURCES, PartitionOffset,
-    PostgresViewStore, SqliteViewStore, TimelineEntry, ViewStore, footprint_id,
+    PostgresViewStore, SqliteViewStore, TimelineEntry, ViewStore, WhenStale, footprint_id,
 };
 
 #[derive(Debug, thiserror::Error)]

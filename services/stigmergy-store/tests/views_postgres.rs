@@ -13,7 +13,7 @@ use std::sync::Arc;
 use common::{TestDatabase, run_sql, with_database};
 use stigmergy_domain::views::{Direction, Methods};
 use stigmergy_domain::{Event, LogPosition};
-use stigmergy_store::{PostgresViewStore, ViewStore};
+use stigmergy_store::{PostgresViewStore, ViewStore, WhenStale};
 use suite::{Fresh, RESOURCES, history, history_with_shipment_and_repair, resource, shuffled};
 
 suite::view_store_tests!(postgres);
@@ -22,9 +22,15 @@ suite::view_store_tests!(postgres);
 fn postgres() -> Fresh {
     let (store, database) = postgres_store();
     let url = database.url.clone();
-    let reopen: suite::Reopen =
-        Box::new(move |methods| Arc::new(PostgresViewStore::connect(&url, methods).unwrap()));
-    Fresh::new(Arc::new(store), reopen, database)
+    let reopen: suite::Reopen = {
+        let url = url.clone();
+        Box::new(move |methods| Arc::new(PostgresViewStore::connect(&url, methods).unwrap()))
+    };
+    let reader: suite::ReopenReader = Box::new(move |methods| {
+        PostgresViewStore::connect_when_stale(&url, methods, WhenStale::Refuse)
+            .map(|store| Arc::new(store) as Arc<dyn ViewStore>)
+    });
+    Fresh::new(Arc::new(store), reopen, reader, database)
 }
 
 fn postgres_store() -> (PostgresViewStore, TestDatabase) {

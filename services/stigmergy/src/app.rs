@@ -16,7 +16,7 @@ use stigmergy_capture::schemas::EventSchemas;
 use stigmergy_capture::{Capture, Sequencer};
 use stigmergy_log::{EmbeddedLog, EmbeddedLogConfig, EventLog, KafkaLog, LogUrl};
 use stigmergy_projector::Projector;
-use stigmergy_store::{OrganizationDirectory, SqliteViewStore, ViewStore};
+use stigmergy_store::{OrganizationDirectory, SqliteViewStore, ViewStore, WhenStale};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Config;
@@ -92,11 +92,12 @@ fn is_postgres(url: &str) -> bool {
 }
 
 /// The views store the configuration names: PostgreSQL for a `postgres://` URL, else the
-/// embedded SQLite store in the data directory.
-pub(crate) fn open_views(config: &Config) -> anyhow::Result<Arc<dyn ViewStore>> {
+/// embedded SQLite store in the data directory. `when` says what to do with views derived with
+/// other methods: a projector's process rebuilds them, a process that only reads them refuses.
+pub(crate) fn open_views(config: &Config, when: WhenStale) -> anyhow::Result<Arc<dyn ViewStore>> {
     match config.views.as_deref() {
         None => Ok(Arc::new(
-            SqliteViewStore::open(&config.data_dir, config.methods())
+            SqliteViewStore::open_when_stale(&config.data_dir, config.methods(), when)
                 .with_context(|| {
                     format!(
                         "cannot open the views store in {}",
@@ -106,7 +107,7 @@ pub(crate) fn open_views(config: &Config) -> anyhow::Result<Arc<dyn ViewStore>> 
                 .with_memo_resources(config.memo_resources),
         )),
         Some(url) if is_postgres(url) => Ok(Arc::new(
-            stigmergy_store::PostgresViewStore::connect(url, config.methods())
+            stigmergy_store::PostgresViewStore::connect_when_stale(url, config.methods(), when)
                 .context("cannot open the PostgreSQL views store (the `views` URL)")?
                 .with_memo_resources(config.memo_resources),
         )),
@@ -174,7 +175,15 @@ impl Application {
         let gateway = match role {
             Role::Capture => None,
             Role::AllInOne | Role::Gateway => {
-                let views = open_views(&config)?;
+                // The all-in-one process runs the projector; a gateway only reads.
+                let views = open_views(
+                    &config,
+                    if role == Role::AllInOne {
+                        WhenStale::Rebuild
+                    } else {
+                        WhenStale::Refuse
+                    },
+                )?;
                 let projector = if role == Role::AllInOne {
                     tokio::spawn(project_forever(Projector::new(
                         crate::project::PROJECTOR,

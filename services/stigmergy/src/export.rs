@@ -484,7 +484,7 @@ pub async fn export(config: &Config, options: &ExportOptions) -> anyhow::Result<
         LogUrl::Kafka(_) => config.kafka.group.clone(),
         LogUrl::Embedded(_) => crate::project::PROJECTOR.to_owned(),
     };
-    let views = open_views(config)?;
+    let views = open_views(config, stigmergy_store::WhenStale::Refuse)?;
     let as_of = views.position(&projector).await?.0;
     let log = open_log(config).await?;
     log.sync().await.context("cannot catch up with the log")?;

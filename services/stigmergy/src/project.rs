@@ -40,7 +40,7 @@ pub struct Pages {
 /// `pages.first`.
 pub async fn catch_up(config: &Config, pages: Pages) -> anyhow::Result<ProjectReport> {
     let log = open_log(config).await?;
-    let views = open_views(config)?;
+    let views = open_views(config, stigmergy_store::WhenStale::Rebuild)?;
     let from = views.position(PROJECTOR).await?;
     let started = Instant::now();
     let to = Projector::new(PROJECTOR, log, views)
@@ -62,7 +62,7 @@ pub async fn run_group(config: &Config, brokers: &str) -> anyhow::Result<()> {
     stigmergy_log::kafka::ensure_topics(&kafka)
         .await
         .with_context(|| format!("cannot create the topics at {brokers}"))?;
-    let views = open_views(config)?;
+    let views = open_views(config, stigmergy_store::WhenStale::Rebuild)?;
     let directory = open_directory(config)?;
     let base = config
         .open

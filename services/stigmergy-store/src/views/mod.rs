@@ -263,6 +263,26 @@ pub(crate) fn recorded_at(envelope: &str) -> Result<Timestamp> {
         .map_err(corrupt)
 }
 
+/// What opening a views store does when its views were derived with other methods (or, for
+/// SQLite, by another version of its tables) than the ones it is opened with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenStale {
+    /// Empty them, so that the projector replays the log into them: for the projector's process.
+    Rebuild,
+    /// Refuse to open: for a process that only reads them (a gateway, an export), which must not
+    /// wipe what the projectors wrote because its own configuration differs.
+    Refuse,
+}
+
+/// The refusal of [`WhenStale::Refuse`].
+pub(crate) fn stale(what: &str) -> crate::Error {
+    crate::Error::Unavailable(format!(
+        "{what} were derived with other methods (the [footprint] and [contribution] settings) \
+         or by another version: give this process the projectors' settings, or let a projector \
+         rebuild them"
+    ))
+}
+
 /// The id of version `version` of `resource`'s footprint.
 pub fn footprint_id(resource: &Iri, version: u32) -> uuid::Uuid {
     const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5d1c_8a4e_2f7b_4c39_9e61_0b3a_7d2f_c845);

@@ -23,8 +23,9 @@ use super::sqlite::{corrupt, kind_from, role_from};
 use super::{
     CountedEvent, Derived, EventScope, FootprintCursor, FootprintFilter, FootprintProvenance,
     FootprintStatus, FootprintVersion, HELD_EPSILON, Held, ListedEvent, MEMO_RESOURCES,
-    PartitionOffset, Remembered, TimelineEntry, ViewStore, derive_first_page, footprint_id,
-    merged_offsets, methods_fingerprint, provenance_of, recorded_at, shared, unseen,
+    PartitionOffset, Remembered, TimelineEntry, ViewStore, WhenStale, derive_first_page,
+    footprint_id, merged_offsets, methods_fingerprint, provenance_of, recorded_at, shared, stale,
+    unseen,
 };
 use crate::pg::{Migrations, Pool, migrate};
 use crate::{Error, Result};
@@ -200,6 +201,11 @@ impl PostgresViewStore {
     /// Connects to the database of `url` (`postgres://user:password@host:port/database`),
     /// bringing its tables up to date, and derives records with `methods`.
     pub fn connect(url: &str, methods: Methods) -> Result<Self> {
+        Self::connect_when_stale(url, methods, WhenStale::Rebuild)
+    }
+
+    /// [`connect`](Self::connect), doing `when` with views derived with other methods.
+    pub fn connect_when_stale(url: &str, methods: Methods, when: WhenStale) -> Result<Self> {
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e| unavailable(format!("invalid PostgreSQL URL: {e}")))?;
@@ -209,16 +215,20 @@ impl PostgresViewStore {
         // Connecting blocks on the client's own runtime, which Tokio forbids on an async thread.
         std::thread::scope(|scope| {
             scope
-                .spawn(|| Self::connect_blocking(config, methods))
+                .spawn(|| Self::connect_blocking(config, methods, when))
                 .join()
         })
         .map_err(|_| unavailable("connecting to PostgreSQL panicked"))?
     }
 
-    fn connect_blocking(config: postgres::Config, methods: Methods) -> Result<Self> {
+    fn connect_blocking(
+        config: postgres::Config,
+        methods: Methods,
+        when: WhenStale,
+    ) -> Result<Self> {
         let mut client = config.connect(NoTls)?;
         migrate(&mut client, &VIEW_MIGRATIONS)?;
-        rebuild_when_stale(&mut client, &methods)?;
+        rebuild_when_stale(&mut client, &methods, when)?;
         drop(client);
         Ok(Self {
             pool: std::sync::Arc::new(Pool::open(config, POOL_SIZE, CONNECTION_TIMEOUT)?),
@@ -327,7 +337,7 @@ const VIEW_MIGRATIONS: Migrations = Migrations {
 /// factors or value-equation weights) than `methods`, they are emptied, and the projectors,
 /// finding no position (and no consumed offset), replay the log (the topics) into them from the
 /// start. The page count moves on, so a process holding facts in memory from before forgets them.
-fn rebuild_when_stale(client: &mut Client, methods: &Methods) -> Result<()> {
+fn rebuild_when_stale(client: &mut Client, methods: &Methods, when: WhenStale) -> Result<()> {
     let fingerprint = methods_fingerprint(methods);
     let mut transaction = client.transaction()?;
     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
@@ -337,6 +347,9 @@ fn rebuild_when_stale(client: &mut Client, methods: &Methods) -> Result<()> {
         .transpose()?;
     if recorded.as_deref() == Some(fingerprint.as_str()) {
         return Ok(());
+    }
+    if when == WhenStale::Refuse && recorded.is_some() {
+        return Err(stale("the views in PostgreSQL"));
     }
     transaction.batch_execute(
         "TRUNCATE projector_positions, consumer_offsets, view_events, touches, flows,

@@ -17,8 +17,9 @@ use stigmergy_domain::{
 use super::{
     CountedEvent, Derived, EventScope, FootprintCursor, FootprintFilter, FootprintProvenance,
     FootprintStatus, FootprintVersion, HELD_EPSILON, Held, ListedEvent, MEMO_RESOURCES,
-    PartitionOffset, Remembered, TimelineEntry, ViewStore, derive_first_page, footprint_id,
-    merged_offsets, methods_fingerprint, provenance_of, recorded_at, shared, unseen,
+    PartitionOffset, Remembered, TimelineEntry, ViewStore, WhenStale, derive_first_page,
+    footprint_id, merged_offsets, methods_fingerprint, provenance_of, recorded_at, shared, stale,
+    unseen,
 };
 use crate::sqlite::SharedConnection;
 use crate::{Error, Result};
@@ -157,7 +158,7 @@ const TABLES: &[&str] = &[
 /// with other methods (other emission factors or value-equation weights), they are dropped, and
 /// the projector, finding no position (and no consumed offset), replays the log (the topics)
 /// into them from the start.
-fn rebuild_when_stale(connection: &Connection, methods: &Methods) -> Result<()> {
+fn rebuild_when_stale(connection: &Connection, methods: &Methods, when: WhenStale) -> Result<()> {
     let fingerprint = methods_fingerprint(methods);
     let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let recorded: Option<String> = if version == SCHEMA_VERSION {
@@ -173,6 +174,10 @@ fn rebuild_when_stale(connection: &Connection, methods: &Methods) -> Result<()> 
     };
     if recorded.as_deref() == Some(fingerprint.as_str()) {
         return Ok(());
+    }
+    let fresh = version == 0;
+    if when == WhenStale::Refuse && !fresh {
+        return Err(stale("the views in views.sqlite"));
     }
     for table in TABLES {
         connection.execute_batch(&format!("DROP TABLE IF EXISTS {table};"))?;
@@ -306,8 +311,14 @@ impl SqliteViewStore {
             .await
     }
 
-    /// Opens (creating when missing) `views.sqlite` in `dir`, deriving records with `methods`.
+    /// Opens (creating when missing) `views.sqlite` in `dir`, deriving records with `methods`;
+    /// views derived otherwise are rebuilt.
     pub fn open(dir: &Path, methods: Methods) -> Result<Self> {
+        Self::open_when_stale(dir, methods, WhenStale::Rebuild)
+    }
+
+    /// [`open`](Self::open), doing `when` with views derived otherwise.
+    pub fn open_when_stale(dir: &Path, methods: Methods, when: WhenStale) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         // The connection is only ever used behind the store's mutex: SQLite's own locking is not
@@ -326,7 +337,7 @@ impl SqliteViewStore {
         // of log rather than every 4: pages written again and again go to the file once.
         connection.pragma_update(None, "cache_size", -524_288)?;
         connection.pragma_update(None, "wal_autocheckpoint", 65_536)?;
-        rebuild_when_stale(&connection, &methods)?;
+        rebuild_when_stale(&connection, &methods, when)?;
         connection.execute_batch(SCHEMA)?;
         create_indexes(&connection)?;
         let reader = Connection::open_with_flags(

@@ -17,7 +17,7 @@ use stigmergy_domain::views::{Direction, Methods};
 use stigmergy_domain::{Event, EventId, Iri, LogPosition, Timestamp};
 use stigmergy_store::{
     EventScope, FootprintFilter, FootprintProvenance, FootprintStatus, FootprintVersion,
-    PartitionOffset, SqliteViewStore, ViewStore, footprint_id,
+    PartitionOffset, SqliteViewStore, ViewStore, WhenStale, footprint_id,
 };
 
 /// Opens a fresh, empty store.
@@ -27,19 +27,30 @@ pub type Factory = fn() -> Fresh;
 /// methods.
 pub type Reopen = Box<dyn Fn(Methods) -> Arc<dyn ViewStore> + Send + Sync>;
 
+/// Opens another handle as a process that only reads the views would ([`WhenStale::Refuse`]).
+pub type ReopenReader =
+    Box<dyn Fn(Methods) -> Result<Arc<dyn ViewStore>, stigmergy_store::Error> + Send + Sync>;
+
 /// A store opened for one test, with what must outlive it (its directory, its database).
 pub struct Fresh {
     // Dropped before `_keep`: the store closes before its directory or database goes.
     pub store: Arc<dyn ViewStore>,
     pub reopen: Reopen,
+    pub reader: ReopenReader,
     _keep: Box<dyn Any + Send>,
 }
 
 impl Fresh {
-    pub fn new(store: Arc<dyn ViewStore>, reopen: Reopen, keep: impl Any + Send) -> Self {
+    pub fn new(
+        store: Arc<dyn ViewStore>,
+        reopen: Reopen,
+        reader: ReopenReader,
+        keep: impl Any + Send,
+    ) -> Self {
         Self {
             store,
             reopen,
+            reader,
             _keep: Box::new(keep),
         }
     }
@@ -58,9 +69,15 @@ pub fn sqlite() -> Fresh {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteViewStore::open(dir.path(), Methods::default()).unwrap();
     let path = dir.path().to_owned();
-    let reopen: Reopen =
-        Box::new(move |methods| Arc::new(SqliteViewStore::open(&path, methods).unwrap()));
-    Fresh::new(Arc::new(store), reopen, dir)
+    let reopen: Reopen = {
+        let path = path.clone();
+        Box::new(move |methods| Arc::new(SqliteViewStore::open(&path, methods).unwrap()))
+    };
+    let reader: ReopenReader = Box::new(move |methods| {
+        SqliteViewStore::open_when_stale(&path, methods, WhenStale::Refuse)
+            .map(|store| Arc::new(store) as Arc<dyn ViewStore>)
+    });
+    Fresh::new(Arc::new(store), reopen, reader, dir)
 }
 
 /// One `#[tokio::test]` per case of the suite, each on a fresh store from `$factory`.
@@ -75,6 +92,7 @@ macro_rules! view_store_tests {
             each_projector_keeps_its_own_position_which_never_moves_back,
             two_handles_applying_pages_in_turn_give_the_views_of_one,
             views_derived_with_other_methods_are_emptied_for_a_replay,
+            a_reader_with_other_methods_is_refused_and_wipes_nothing,
             generated_streams_give_the_same_views_replayed_paged_interleaved_or_applied_twice,
             a_refused_first_page_changes_nothing_and_the_store_still_takes_one,
             listings_searches_and_holdings_agree_with_the_log,
@@ -538,6 +556,31 @@ pub async fn views_derived_with_other_methods_are_emptied_for_a_replay(fresh: Fa
         fabrication(&before),
         fabrication(&after)
     );
+}
+
+/// A process that only reads the views (a gateway, an export) and was given other methods is
+/// refused, and the views stay as they were; with the same methods it reads them.
+pub async fn a_reader_with_other_methods_is_refused_and_wipes_nothing(fresh: Factory) {
+    let store = store_with(fresh, vec![history()]).await;
+    let position = store.position("test").await.unwrap();
+    let before = store.record(&resource("b2")).await.unwrap().unwrap();
+
+    let mut other = Methods::default();
+    other.factors.grid.world += 1.0;
+    other.factors.grid.by_country.clear();
+    let refused = (store.reader)(other).map(|_| ()).unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("other methods"),
+        "the refusal says why: {refused:?}"
+    );
+
+    let reader = (store.reader)(Methods::default()).unwrap();
+    assert_eq!(reader.position("test").await.unwrap(), position);
+    assert_eq!(
+        reader.record(&resource("b2")).await.unwrap().unwrap(),
+        before
+    );
+    assert_eq!(store.position("test").await.unwrap(), position);
 }
 
 fn generated(seed: u64) -> Vec<Event> {
