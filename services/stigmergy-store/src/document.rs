@@ -90,32 +90,30 @@ pub async fn gather(
         }
     }
 
-    // A batch's design, or a fork's parent; then the parents of that, up the fork tree.
-    let design = match &record.design {
-        Some(design) => Some(design_summary(views, design, &mut names).await?),
-        None => None,
-    };
+    // A batch's design, or a fork's parent; then the parents of that, up the fork tree. For a
+    // design, its ancestry starts at its parent; for a batch, at its design's parent.
     let mut ancestry = Vec::new();
     let mut seen = BTreeSet::from([id.clone()]);
-    let mut next = design.as_ref().map(|d| d.id.clone());
-    if record.kind == Kind::Batch {
-        // A batch's ancestry starts at its design's parent.
-        next = match &design {
-            Some(design) => views.record(&design.id).await?.and_then(|r| r.design),
-            None => None,
-        };
-        if let Some(design) = &design {
-            seen.insert(design.id.clone());
+    let design = match &record.design {
+        Some(design) => {
+            let (summary, parent) = design_summary(views, design, &mut names).await?;
+            seen.insert(design.clone());
+            let mut next = parent;
+            if record.kind == Kind::Design {
+                ancestry.push(summary.clone());
+            }
+            while let Some(parent) = next.take() {
+                if ancestry.len() >= MAX_ANCESTRY || !seen.insert(parent.clone()) {
+                    break;
+                }
+                let (summary, grandparent) = design_summary(views, &parent, &mut names).await?;
+                ancestry.push(summary);
+                next = grandparent;
+            }
+            Some(summary)
         }
-    }
-    while let Some(parent) = next.take() {
-        if ancestry.len() >= MAX_ANCESTRY || !seen.insert(parent.clone()) {
-            break;
-        }
-        let summary = design_summary(views, &parent, &mut names).await?;
-        next = views.record(&parent).await?.and_then(|r| r.design);
-        ancestry.push(summary);
-    }
+        None => None,
+    };
     let licence = if record.kind == Kind::Design {
         licence_in(&history)
     } else {
@@ -181,11 +179,12 @@ async fn neighbours(
         .collect())
 }
 
+/// A design as a document shows it, and the design it was forked from.
 async fn design_summary(
     views: &dyn ViewStore,
     design: &Iri,
     names: &mut BTreeMap<Iri, String>,
-) -> Result<DesignSummary> {
+) -> Result<(DesignSummary, Option<Iri>)> {
     let record = views.record(design).await?;
     let timeline = views.timeline(design).await?;
     let history: Vec<(Event, Role)> = timeline
@@ -197,11 +196,15 @@ async fn design_summary(
             collect_names(event, names);
         }
     }
-    Ok(DesignSummary {
-        id: design.clone(),
-        name: record.and_then(|r| r.name),
-        licence: licence_in(&history),
-    })
+    let (name, parent) = record.map_or((None, None), |r| (r.name, r.design));
+    Ok((
+        DesignSummary {
+            id: design.clone(),
+            name,
+            licence: licence_in(&history),
+        },
+        parent,
+    ))
 }
 
 /// The licence of the design whose history this is (from the event that created it).

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use support::{TestApp, events};
 
 const STOOL: &str = "https://openstool.example/designs/open-stool";
+const STOOL_RPLA: &str = "https://valldaura.example/designs/open-stool-rpla";
 const BATCH_1: &str = "https://valldaura.example/batches/open-stool-2025-001";
 const BATCH_2: &str = "https://valldaura.example/batches/open-stool-2025-002";
 const SHIPMENT: &str = "https://valldaura.example/shipments/2025-0042";
@@ -264,6 +265,14 @@ async fn every_demo_items_json_ld_expands_and_carries_the_views_footprint_and_sh
         values(by_id[STOOL], &format!("{SCHEMA}license"))[0]["@id"],
         "https://spdx.org/licenses/CERN-OHL-S-2.0"
     );
+    // The fork ancestry: the fork's parent, and for the batch its design's parent.
+    let ancestry = |iri: &str| -> Vec<String> {
+        let list = &values(by_id[iri], &format!("{STG}forkAncestry"))[0]["@list"];
+        ids(&list.as_array().unwrap().iter().collect::<Vec<_>>())
+    };
+    assert_eq!(ancestry(STOOL_RPLA), [STOOL]);
+    assert_eq!(ancestry(BATCH_1), [STOOL]);
+    assert!(by_id[STOOL].get(&format!("{STG}forkAncestry")).is_none());
     // Every document says which version of it this is.
     for document in &documents {
         assert!(document["version"].as_str().unwrap().starts_with("sha256:"));
