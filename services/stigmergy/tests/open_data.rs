@@ -272,7 +272,7 @@ async fn every_demo_items_json_ld_expands_and_carries_the_views_footprint_and_sh
     };
     assert_eq!(ancestry(STOOL_RPLA), [STOOL]);
     assert_eq!(ancestry(BATCH_1), [STOOL]);
-    assert!(by_id[STOOL].get(&format!("{STG}forkAncestry")).is_none());
+    assert!(by_id[STOOL].get(format!("{STG}forkAncestry")).is_none());
     // Every document says which version of it this is.
     for document in &documents {
         assert!(document["version"].as_str().unwrap().starts_with("sha256:"));
