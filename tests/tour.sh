@@ -21,7 +21,7 @@ trap cleanup EXIT
 
 cargo build --quiet --locked --bin stigmergy
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(cd "$workdir" && env -u STIGMERGY_OPERATOR_TOKEN RUST_LOG=warn \
+(cd "$workdir" && exec env -u STIGMERGY_OPERATOR_TOKEN RUST_LOG=warn \
   "$OLDPWD/target/debug/stigmergy" serve --listen "127.0.0.1:$port" --demo >"$workdir/serve.out" 2>"$workdir/serve.err") &
 server_pid=$!
 for _ in $(seq 1 300); do
