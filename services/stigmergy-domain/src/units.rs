@@ -158,6 +158,26 @@ impl Unit {
         }
     }
 
+    /// The unit in words, as people read it after an amount (`12 kg`, `20 pieces`).
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Kilogram => "kg",
+            Self::Gram => "g",
+            Self::Milligram => "mg",
+            Self::Tonne => "t",
+            Self::Pound => "lb",
+            Self::Piece => "pieces",
+            Self::One => "units",
+            Self::Set => "sets",
+            Self::Litre => "litres",
+            Self::Millilitre => "millilitres",
+            Self::CubicMetre => "cubic metres",
+            Self::Metre => "metres",
+            Self::SquareMetre => "square metres",
+            Self::KilowattHour => "kWh",
+        }
+    }
+
     /// The unit of a Recommendation 20 code this type knows.
     pub fn from_code(code: &str) -> Option<Unit> {
         Some(match code {

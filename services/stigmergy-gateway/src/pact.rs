@@ -24,6 +24,7 @@ use chrono::{Months, TimeDelta};
 use serde_json::{Map, Value, json};
 use stigmergy_capture::Capture;
 use stigmergy_capture::problem::Problem;
+use stigmergy_domain::views::document;
 use stigmergy_domain::views::{Kind, Record};
 use stigmergy_domain::{Iri, LogPosition, Timestamp, Unit};
 use stigmergy_store::{
@@ -207,7 +208,7 @@ impl std::fmt::Display for Unpublishable {
             Self::Unit(unit) => write!(
                 f,
                 "it is counted per {} ({}), for which PACT v3 has no declared unit",
-                unit_words(*unit),
+                Unit::words(*unit),
                 unit.code()
             ),
             Self::NotFinite => f.write_str("one of its figures is not a finite number"),
@@ -219,52 +220,26 @@ impl std::fmt::Display for Unpublishable {
 /// and `productMassPerDeclaredUnit` where it is known (the kilogram) or irrelevant (energy).
 struct DeclaredUnit {
     measurement: &'static str,
-    amount: &'static str,
+    amount: String,
     mass: Option<&'static str>,
 }
 
 /// The declared unit of a footprint counted per one `unit` (figures are per one base unit: the
-/// kilogram for every mass unit, else the unit itself).
+/// kilogram for every mass unit, else the unit itself), as the JSON-LD document declares it
+/// (`document::declared_unit`).
 fn declared_unit(unit: Unit) -> Result<DeclaredUnit, Unpublishable> {
-    let (measurement, amount, mass) = match unit.base().0 {
-        Unit::Kilogram | Unit::Gram | Unit::Milligram | Unit::Tonne | Unit::Pound => {
-            ("kilogram", "1", Some("1"))
-        }
-        Unit::Piece | Unit::One | Unit::Set => ("piece", "1", None),
-        Unit::Litre => ("liter", "1", None),
-        // A millilitre is a thousandth of the declared unit "liter".
-        Unit::Millilitre => ("liter", "0.001", None),
-        Unit::CubicMetre => ("cubic meter", "1", None),
-        Unit::SquareMetre => ("square meter", "1", None),
+    let (measurement, amount) = document::declared_unit(unit).ok_or(Unpublishable::Unit(unit))?;
+    let mass = match measurement {
+        "kilogram" => Some("1"),
         // PACT v3: the mass is not relevant to energy, and is given as 0.
-        Unit::KilowattHour => ("kilowatt hour", "1", Some("0")),
-        Unit::Metre => return Err(Unpublishable::Unit(Unit::Metre)),
+        "kilowatt hour" => Some("0"),
+        _ => None,
     };
     Ok(DeclaredUnit {
         measurement,
-        amount,
+        amount: decimal(amount)?,
         mass,
     })
-}
-
-/// A unit in words, for descriptions.
-fn unit_words(unit: Unit) -> &'static str {
-    match unit {
-        Unit::Kilogram => "kg",
-        Unit::Gram => "g",
-        Unit::Milligram => "mg",
-        Unit::Tonne => "t",
-        Unit::Pound => "lb",
-        Unit::Piece => "pieces",
-        Unit::One => "units",
-        Unit::Set => "sets",
-        Unit::Litre => "litres",
-        Unit::Millilitre => "millilitres",
-        Unit::CubicMetre => "cubic metres",
-        Unit::Metre => "metres",
-        Unit::SquareMetre => "square metres",
-        Unit::KilowattHour => "kWh",
-    }
 }
 
 /// A figure as a PACT v3 decimal string (digits, no exponent).
@@ -356,7 +331,7 @@ fn product_description(published: &Published<'_>) -> String {
             text,
             " of {} {}",
             quantity.amount.get(),
-            unit_words(quantity.unit)
+            Unit::words(quantity.unit)
         );
     }
     match (record.kind, &record.name, published.design_name) {

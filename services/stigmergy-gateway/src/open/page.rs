@@ -121,26 +121,6 @@ fn title(item: &Item) -> String {
         .to_owned()
 }
 
-/// A unit as people read it.
-fn unit_label(unit: stigmergy_domain::Unit) -> &'static str {
-    use stigmergy_domain::Unit;
-    match unit {
-        Unit::Kilogram => "kg",
-        Unit::Gram => "g",
-        Unit::Milligram => "mg",
-        Unit::Tonne => "t",
-        Unit::Pound => "lb",
-        Unit::Piece | Unit::One => "pieces",
-        Unit::Set => "sets",
-        Unit::Litre => "L",
-        Unit::Millilitre => "mL",
-        Unit::CubicMetre => "m³",
-        Unit::Metre => "m",
-        Unit::SquareMetre => "m²",
-        Unit::KilowattHour => "kWh",
-    }
-}
-
 fn kind_label(kind: Kind) -> &'static str {
     match kind {
         Kind::Design => "Open design",
@@ -166,7 +146,7 @@ fn facts(item: &Item, base: &str) -> Markup {
             }
             @if let Some(quantity) = &record.quantity {
                 dt { "Quantity" }
-                dd { (number(quantity.amount.get())) " " (unit_label(quantity.unit)) }
+                dd { (number(quantity.amount.get())) " " (quantity.unit.words()) }
             }
             @if let Some(design) = &item.design {
                 dt { @if record.kind == Kind::Design { "Forked from" } @else { "Design" } }
@@ -278,10 +258,20 @@ fn footprint(item: &Item) -> Markup {
     ];
     let total = footprint.per_unit.total();
     let widest = parts.iter().map(|(_, v)| v.abs()).fold(0.0_f64, f64::max);
-    let unit = match footprint.unit {
-        stigmergy_domain::Unit::Piece | stigmergy_domain::Unit::One => "piece",
-        stigmergy_domain::Unit::Set => "set",
-        other => unit_label(other),
+    // Per one of it: the singular of a counted unit.
+    let unit = {
+        use stigmergy_domain::Unit;
+        match footprint.unit {
+            Unit::Piece => "piece",
+            Unit::One => "unit",
+            Unit::Set => "set",
+            Unit::Litre => "litre",
+            Unit::Millilitre => "millilitre",
+            Unit::CubicMetre => "cubic metre",
+            Unit::Metre => "metre",
+            Unit::SquareMetre => "square metre",
+            other => other.words(),
+        }
     };
     let (label_width, bar_width, row) = (100.0, 180.0, 28.0);
     html! {
