@@ -199,6 +199,30 @@ impl EventPayload {
             Self::EventRetracted(_) => return None,
         })
     }
+
+    /// What an event that published or forked a design says of the design: its licence, its
+    /// version and where its files are.
+    pub fn design_release(&self) -> Option<DesignRelease<'_>> {
+        let (licence, version, source_uri) = match self {
+            Self::DesignPublished(p) => (&p.licence, &p.version, &p.source_uri),
+            Self::DesignForked(p) => (&p.licence, &p.version, &p.source_uri),
+            _ => return None,
+        };
+        Some(DesignRelease {
+            licence,
+            version,
+            source_uri: source_uri.as_ref(),
+        })
+    }
+}
+
+/// A design's licence, version and source, as the event that published or forked it says
+/// ([`EventPayload::design_release`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DesignRelease<'a> {
+    pub licence: &'a crate::ids::Licence,
+    pub version: &'a crate::text::Name,
+    pub source_uri: Option<&'a Iri>,
 }
 
 /// Where a submitted or stored event failed to parse, and why.

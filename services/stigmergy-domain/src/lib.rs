@@ -21,8 +21,8 @@ pub mod views;
 
 pub use digest::ContentDigest;
 pub use event::{
-    CURRENT_SCHEMA_VERSION, Event, EventPayload, EventType, LogPosition, SchemaVersion, Stage,
-    Submission, SubmissionError,
+    CURRENT_SCHEMA_VERSION, DesignRelease, Event, EventPayload, EventType, LogPosition,
+    SchemaVersion, Stage, Submission, SubmissionError,
 };
 pub use ids::{CountryCode, EventId, Iri, Licence, OrganizationId, ShareAlikeFamily};
 pub use list::List;

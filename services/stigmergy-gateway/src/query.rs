@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_graphql::{ComplexObject, Context, InputObject, Json, Object, Result, SimpleObject};
 use stigmergy_capture::Capture;
 use stigmergy_domain::views::{Direction, FlowKind, Kind, Record, Role};
-use stigmergy_domain::{Event, EventPayload, EventType, Iri, LogPosition, Timestamp};
+use stigmergy_domain::{Event, EventType, Iri, LogPosition, Timestamp};
 use stigmergy_log::StoredEvent;
 use stigmergy_store::{EventScope, ListedEvent, ViewStore};
 
@@ -498,25 +498,15 @@ impl Design {
             .published
             .get_or_try_init(|| async {
                 let timeline = views(context)?.timeline(&self.id).await.map_err(failed)?;
-                let published = |licence: &stigmergy_domain::Licence,
-                                 version: &stigmergy_domain::Name,
-                                 source: &Option<Iri>| Published {
-                    licence: licence.as_str().to_owned(),
-                    version: version.to_string(),
-                    source_uri: source.as_ref().map(Iri::to_string),
-                };
                 Ok::<_, async_graphql::Error>(
                     timeline
                         .iter()
                         .filter(|entry| entry.role == Role::Created)
-                        .find_map(|entry| match &entry.event.payload {
-                            EventPayload::DesignPublished(p) => {
-                                Some(published(&p.licence, &p.version, &p.source_uri))
-                            }
-                            EventPayload::DesignForked(p) => {
-                                Some(published(&p.licence, &p.version, &p.source_uri))
-                            }
-                            _ => None,
+                        .find_map(|entry| entry.event.payload.design_release())
+                        .map(|release| Published {
+                            licence: release.licence.as_str().to_owned(),
+                            version: release.version.to_string(),
+                            source_uri: release.source_uri.map(Iri::to_string),
                         }),
                 )
             })

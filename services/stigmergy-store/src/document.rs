@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 use stigmergy_domain::views::document::{self, DesignSummary, FootprintIssue, Inputs};
 use stigmergy_domain::views::{Direction, Kind, Record, Role};
-use stigmergy_domain::{Event, EventPayload, Iri, Licence};
+use stigmergy_domain::{Event, Iri, Licence};
 
 use crate::{FootprintStatus, Result, ViewStore};
 
@@ -211,11 +211,9 @@ async fn design_summary(
 fn licence_in(history: &[(Event, Role)]) -> Option<Licence> {
     history
         .iter()
-        .find_map(|(event, role)| match (&event.payload, role) {
-            (EventPayload::DesignPublished(p), Role::Created) => Some(p.licence.clone()),
-            (EventPayload::DesignForked(p), Role::Created) => Some(p.licence.clone()),
-            _ => None,
-        })
+        .filter(|(_, role)| *role == Role::Created)
+        .find_map(|(event, _)| event.payload.design_release())
+        .map(|release| release.licence.clone())
 }
 
 /// The active footprint version of `id`, with the ids of those it replaced, latest first.
