@@ -66,10 +66,17 @@ pub const STAGE_TOPICS: [&str; 5] = [
     "stigmergy.endoflife.v1",
 ];
 
-/// Each resource's current open-metadata record (compacted; key = the resource's IRI).
+/// Each resource's current open-metadata document (compacted; key = the resource's IRI).
 pub const METADATA_TOPIC: &str = "stigmergy.metadata.v1";
 /// The anomalies the projectors find (key = the resource's IRI).
 pub const ANOMALIES_TOPIC: &str = "stigmergy.anomalies.v1";
+
+/// Every topic the platform uses: the stage topics, then the metadata and anomalies topics.
+pub fn topics() -> impl Iterator<Item = &'static str> {
+    STAGE_TOPICS
+        .into_iter()
+        .chain([METADATA_TOPIC, ANOMALIES_TOPIC])
+}
 
 /// The headers every event record carries (`docs/topics.md`).
 pub mod header {
@@ -194,21 +201,21 @@ pub async fn ensure_topics(config: &KafkaConfig) -> Result<()> {
     })
     .await
     .map_err(|e| Error::Kafka(format!("the topic listing failed: {e}")))??;
-    let replication = || TopicReplication::Fixed(config.replication);
-    let mut topics: Vec<NewTopic<'_>> = STAGE_TOPICS
-        .iter()
-        .map(|name| NewTopic::new(name, config.partitions, replication()).set("retention.ms", "-1"))
+    let topics: Vec<NewTopic<'_>> = topics()
+        .filter(|name| !existing.contains(*name))
+        .map(|name| {
+            let topic = NewTopic::new(
+                name,
+                config.partitions,
+                TopicReplication::Fixed(config.replication),
+            );
+            match name {
+                METADATA_TOPIC => topic.set("cleanup.policy", "compact"),
+                ANOMALIES_TOPIC => topic,
+                _ => topic.set("retention.ms", "-1"),
+            }
+        })
         .collect();
-    topics.push(
-        NewTopic::new(METADATA_TOPIC, config.partitions, replication())
-            .set("cleanup.policy", "compact"),
-    );
-    topics.push(NewTopic::new(
-        ANOMALIES_TOPIC,
-        config.partitions,
-        replication(),
-    ));
-    topics.retain(|topic| !existing.contains(topic.name));
     if topics.is_empty() {
         return Ok(());
     }

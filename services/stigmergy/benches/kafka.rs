@@ -254,11 +254,7 @@ fn serve_mock(partitions: &str) -> anyhow::Result<()> {
     use std::io::{Read, Write};
     let partitions: i32 = partitions.parse().context("the partition count")?;
     let cluster = rdkafka::mocking::MockCluster::new(1)?;
-    for topic in STAGE_TOPICS
-        .iter()
-        .copied()
-        .chain([kafka::METADATA_TOPIC, kafka::ANOMALIES_TOPIC])
-    {
+    for topic in kafka::topics() {
         cluster.create_topic(topic, partitions, 1)?;
     }
     let mut stdout = std::io::stdout();

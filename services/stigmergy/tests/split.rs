@@ -620,10 +620,7 @@ async fn two_projectors_share_the_partitions_and_one_killed_mid_stream_leaves_a_
 async fn on_a_coordinator_that_expires_sessions_the_survivor_takes_the_killed_projectors_partitions()
  {
     let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
-    for topic in stigmergy_log::kafka::STAGE_TOPICS.iter().copied().chain([
-        stigmergy_log::kafka::METADATA_TOPIC,
-        stigmergy_log::kafka::ANOMALIES_TOPIC,
-    ]) {
+    for topic in stigmergy_log::kafka::topics() {
         cluster.create_topic(topic, PARTITIONS, 1).unwrap();
     }
     kill_one_of_two_projectors(&cluster.bootstrap_servers(), Joining::Together).await;
