@@ -19,7 +19,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --quiet --locked --bin stigmergy
+# The same targets as ./scripts/test's build step: building the binary alone would resolve other
+# features (no dev-dependencies) and compile much of the tree a second time.
+cargo build --quiet --locked --workspace --all-targets
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 (cd "$workdir" && exec env -u STIGMERGY_OPERATOR_TOKEN RUST_LOG=warn \
   "$OLDPWD/target/debug/stigmergy" serve --listen "127.0.0.1:$port" --demo >"$workdir/serve.out" 2>"$workdir/serve.err") &
