@@ -188,15 +188,16 @@ struct Foreign {
     retracted: RetractedEvents,
 }
 
-/// Reads a shared log from its head as it is now, and sends every event on to the sequencer,
-/// which keeps those it did not admit itself. Restarts after a failure from where it was.
+/// Follows what other processes append to a shared log (`EventLog::follow_foreign`), and sends
+/// every event on to the sequencer, which keeps those it did not admit itself. Restarts after a
+/// failure from where it was.
 async fn follow_foreign(
     log: Arc<dyn EventLog>,
     mut after: LogPosition,
     sender: mpsc::UnboundedSender<Foreign>,
 ) {
     loop {
-        let mut events = log.follow(after);
+        let mut events = log.follow_foreign(after);
         while let Some(next) = events.next().await {
             let read = match next {
                 Ok(stored) => retracted_by(log.as_ref(), &stored)

@@ -19,6 +19,9 @@
 //! decoding them; other events already mirrored (a redelivery, a producer's retry after a lost
 //! acknowledgement) are skipped by id.
 //! The offsets it reached are kept beside it, so a restart reads only what it has not seen.
+//! What the consumer mirrors, other processes' events, it also hands to readers of
+//! [`EventLog::follow_foreign`] as it stores them, so that capture's follower does not read back
+//! from the mirror the events its own process appended.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -40,6 +43,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use stigmergy_domain::{Event, EventId, EventPayload, LogPosition, Stage};
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, error, info, info_span, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -395,6 +399,8 @@ pub struct KafkaLog {
 struct Inner {
     config: KafkaConfig,
     mirror: EmbeddedLog,
+    /// What the mirror's consumer stored, batch by batch, for [`EventLog::follow_foreign`].
+    foreign: broadcast::Sender<ForeignBatch>,
     mirrored: watch::Receiver<Offsets>,
     consumer: Arc<StreamConsumer>,
     partitions: Vec<(String, i32)>,
@@ -453,10 +459,12 @@ impl KafkaLog {
         consumer.assign(&assignment).map_err(kafka)?;
         let (progress, mirrored) = watch::channel(offsets.clone());
         let own: Arc<OwnRecords> = Arc::default();
+        let (foreign, _) = broadcast::channel(FOREIGN_BATCHES);
         tokio::spawn(mirror_loop(
             consumer.clone(),
             mirror.clone(),
             own.clone(),
+            foreign.clone(),
             mirror_dir.to_owned(),
             offsets,
             progress,
@@ -482,6 +490,7 @@ impl KafkaLog {
             inner: Arc::new(Inner {
                 config,
                 mirror,
+                foreign,
                 mirrored,
                 consumer,
                 partitions,
@@ -732,11 +741,13 @@ async fn settle(
     Ok(positions)
 }
 
-/// Follows every partition of the stage topics into the mirror.
+/// Follows every partition of the stage topics into the mirror, and hands what it stored to the
+/// readers of [`EventLog::follow_foreign`].
 async fn mirror_loop(
     consumer: Arc<StreamConsumer>,
     mirror: EmbeddedLog,
     own: Arc<OwnRecords>,
+    foreign: broadcast::Sender<ForeignBatch>,
     dir: PathBuf,
     mut offsets: Offsets,
     progress: watch::Sender<Offsets>,
@@ -788,13 +799,22 @@ async fn mirror_loop(
             }
         }
         let span = info_span!("log.mirror", events = batch.len());
-        while let Err(failure) = mirror_new(&mirror, batch.clone())
-            .instrument(span.clone())
-            .await
-        {
-            error!(error = %failure, "the mirror cannot store what it read; retrying");
-            mirror.resume();
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        let stored = loop {
+            match mirror_new(&mirror, batch.clone())
+                .instrument(span.clone())
+                .await
+            {
+                Ok(stored) => break stored,
+                Err(failure) => {
+                    error!(error = %failure, "the mirror cannot store what it read; retrying");
+                    mirror.resume();
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        if !stored.is_empty() {
+            // No reader follows (an error here) unless this process captures.
+            let _ = foreign.send(Arc::new(stored));
         }
         if let Err(failure) = write_offsets(&dir, &offsets) {
             // Not fatal: a restart reads again what it has mirrored, and skips it by id.
@@ -804,10 +824,11 @@ async fn mirror_loop(
     }
 }
 
-/// Appends to the mirror the events it does not hold yet, once each. Two writers share the
-/// mirror (the consumer, and appends writing what they delivered), so an event may land between
-/// the check and the append: the check is made again until the append takes what is left.
-async fn mirror_new(mirror: &EmbeddedLog, events: Vec<Event>) -> Result<()> {
+/// Appends to the mirror the events it does not hold yet, once each, and gives those it appended
+/// with their positions. Two writers share the mirror (the consumer, and appends writing what
+/// they delivered), so an event may land between the check and the append: the check is made
+/// again until the append takes what is left.
+async fn mirror_new(mirror: &EmbeddedLog, events: Vec<Event>) -> Result<Vec<StoredEvent>> {
     let mut seen = HashSet::with_capacity(events.len());
     let mut events: Vec<Event> = events
         .into_iter()
@@ -815,10 +836,16 @@ async fn mirror_new(mirror: &EmbeddedLog, events: Vec<Event>) -> Result<()> {
         .collect();
     loop {
         if events.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         match mirror.append(events.clone()).await {
-            Ok(_) => return Ok(()),
+            Ok(positions) => {
+                return Ok(positions
+                    .into_iter()
+                    .zip(events)
+                    .map(|(position, event)| StoredEvent { position, event })
+                    .collect());
+            }
             Err(Error::DuplicateEventId(_)) => {
                 let mut new = Vec::with_capacity(events.len());
                 for event in events {
@@ -831,6 +858,80 @@ async fn mirror_new(mirror: &EmbeddedLog, events: Vec<Event>) -> Result<()> {
             Err(failure) => return Err(failure),
         }
     }
+}
+
+/// Batches of mirrored events that wait for a slow [`EventLog::follow_foreign`] reader; one that
+/// falls further behind reads the mirror again.
+const FOREIGN_BATCHES: usize = 64;
+
+/// The events the mirror's consumer stored at once, with their positions.
+type ForeignBatch = Arc<Vec<StoredEvent>>;
+
+/// [`EventLog::follow_foreign`] on Kafka: the mirror after `after` up to its head as it is once
+/// `batches` is subscribed, then what the mirror's consumer stores (`batches`: the events it
+/// decoded from the topics, other processes' events). A reader that falls more than
+/// [`FOREIGN_BATCHES`] behind misses batches, and reads the mirror again up to its head: a batch
+/// is sent after it is stored, so what it missed is there. Events at or before the last position
+/// given are skipped, so nothing is given twice, and positions only grow.
+fn follow_mirrored(
+    mirror: EmbeddedLog,
+    batches: broadcast::Receiver<ForeignBatch>,
+    after: LogPosition,
+) -> BoxStream<'static, Result<StoredEvent>> {
+    struct Follow {
+        mirror: EmbeddedLog,
+        batches: broadcast::Receiver<ForeignBatch>,
+        after: LogPosition,
+        /// While reading the mirror: up to where.
+        until: Option<LogPosition>,
+        buffered: VecDeque<StoredEvent>,
+        failed: bool,
+    }
+    let state = Follow {
+        until: Some(mirror.head()),
+        mirror,
+        batches,
+        after,
+        buffered: VecDeque::new(),
+        failed: false,
+    };
+    futures_util::stream::unfold(state, |mut state| async move {
+        loop {
+            if state.failed {
+                return None;
+            }
+            if let Some(next) = state.buffered.pop_front() {
+                state.after = next.position;
+                return Some((Ok(next), state));
+            }
+            if let Some(until) = state.until {
+                if state.after >= until {
+                    state.until = None;
+                    continue;
+                }
+                match state.mirror.read_after(state.after, 512).await {
+                    Ok(events) if events.is_empty() => state.until = None,
+                    Ok(events) => state.buffered.extend(events),
+                    Err(failure) => {
+                        state.failed = true;
+                        return Some((Err(failure), state));
+                    }
+                }
+                continue;
+            }
+            match state.batches.recv().await {
+                Ok(batch) => state.buffered.extend(
+                    batch
+                        .iter()
+                        .filter(|stored| stored.position > state.after)
+                        .cloned(),
+                ),
+                Err(RecvError::Lagged(_)) => state.until = Some(state.mirror.head()),
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
 }
 
 #[async_trait]
@@ -876,6 +977,14 @@ impl EventLog for KafkaLog {
         self.inner.mirror.follow(after)
     }
 
+    fn follow_foreign(&self, after: LogPosition) -> BoxStream<'static, Result<StoredEvent>> {
+        follow_mirrored(
+            self.inner.mirror.clone(),
+            self.inner.foreign.subscribe(),
+            after,
+        )
+    }
+
     async fn sync(&self) -> Result<()> {
         let consumer = self.inner.consumer.clone();
         let partitions = self.inner.partitions.clone();
@@ -899,5 +1008,95 @@ impl EventLog for KafkaLog {
 
     fn is_shared(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use stigmergy_testkit::{Mix, generate};
+
+    fn positions(stored: &[StoredEvent]) -> Vec<u64> {
+        stored.iter().map(|s| s.position.0).collect()
+    }
+
+    async fn take(
+        follow: &mut BoxStream<'static, Result<StoredEvent>>,
+        count: usize,
+    ) -> Vec<StoredEvent> {
+        let mut taken = Vec::with_capacity(count);
+        for _ in 0..count {
+            let next = tokio::time::timeout(Duration::from_secs(10), follow.next())
+                .await
+                .expect("the follower gives the next event")
+                .expect("the follower has not ended")
+                .expect("the follower reads");
+            taken.push(next);
+        }
+        taken
+    }
+
+    /// Stores `events` as the mirror's consumer does, and sends them on.
+    async fn mirror_foreign(
+        mirror: &EmbeddedLog,
+        sender: &broadcast::Sender<ForeignBatch>,
+        events: &[Event],
+    ) {
+        let stored = mirror_new(mirror, events.to_vec()).await.unwrap();
+        sender.send(Arc::new(stored)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn following_the_foreign_reads_the_mirror_then_only_what_the_consumer_stores_and_the_mirror_again_after_missing_batches()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = EmbeddedLog::open(dir.path(), EmbeddedLogConfig::default()).unwrap();
+        let events = generate(
+            3,
+            &Mix {
+                events: 40,
+                organizations: 3,
+                ..Mix::default()
+            },
+        )
+        .events;
+        mirror.append(events[..10].to_vec()).await.unwrap();
+        let (sender, receiver) = broadcast::channel(2);
+        let mut follow = follow_mirrored(mirror.clone(), receiver, LogPosition(3));
+
+        // What the mirror held: from it, whoever appended it.
+        let first = take(&mut follow, 7).await;
+        assert_eq!(positions(&first), (4..=10).collect::<Vec<_>>());
+        assert_eq!(first[0].event, events[3]);
+
+        // This process's own appends are not given; the consumer's batches are, with the
+        // mirror's positions.
+        mirror.append(events[10..20].to_vec()).await.unwrap();
+        mirror_foreign(&mirror, &sender, &events[20..25]).await;
+        let foreign = take(&mut follow, 5).await;
+        assert_eq!(positions(&foreign), (21..=25).collect::<Vec<_>>());
+        assert_eq!(foreign[0].event, events[20]);
+
+        // Three batches with room for two: the first is missed, so the mirror is read again up
+        // to its head (own events included), and what the remaining batches repeat is skipped.
+        mirror_foreign(&mirror, &sender, &events[25..28]).await;
+        mirror_foreign(&mirror, &sender, &events[28..31]).await;
+        mirror.append(events[31..34].to_vec()).await.unwrap();
+        mirror_foreign(&mirror, &sender, &events[34..37]).await;
+        let caught_up = take(&mut follow, 12).await;
+        assert_eq!(positions(&caught_up), (26..=37).collect::<Vec<_>>());
+        mirror_foreign(&mirror, &sender, &events[37..40]).await;
+        let last = take(&mut follow, 3).await;
+        assert_eq!(positions(&last), (38..=40).collect::<Vec<_>>());
+        assert!(
+            follow.next().now_or_never().is_none(),
+            "nothing is given twice"
+        );
+
+        // The log closing ends the follower.
+        drop(sender);
+        assert!(follow.next().await.is_none());
     }
 }

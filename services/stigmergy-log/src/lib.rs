@@ -81,6 +81,16 @@ pub trait EventLog: Send + Sync + fmt::Debug {
     /// Every event after `after`, then each new one as it becomes durable, without end.
     fn follow(&self, after: LogPosition) -> BoxStream<'static, Result<StoredEvent>>;
 
+    /// Like [`follow`](Self::follow), for a reader that already knows what this process appends
+    /// (capture's rules): every event after `after` up to the head as it is now, then each event
+    /// other processes append as it becomes durable, at the positions `follow` gives them. It may
+    /// also give some events this process appended, so the reader skips what it knows. A log
+    /// that receives other processes' events apart from its own (Kafka) spares the reader reading
+    /// its own back; by default, this is `follow`.
+    fn follow_foreign(&self, after: LogPosition) -> BoxStream<'static, Result<StoredEvent>> {
+        self.follow(after)
+    }
+
     /// Waits until reads see every event that was durable in the log when this was called,
     /// whoever appended it. Immediate for a log this process alone appends to.
     async fn sync(&self) -> Result<()> {

@@ -50,6 +50,9 @@ pub struct KafkaSettings {
     pub replication: i32,
     /// How long a record may take to be delivered before its append fails, in milliseconds.
     pub delivery_timeout_ms: u64,
+    /// How long the producer waits for more records before it sends a batch, in milliseconds
+    /// (`linger.ms`).
+    pub linger_ms: u64,
     /// The consumer group of the views projectors.
     pub group: String,
     /// Most events a projector applies in one transaction.
@@ -64,6 +67,7 @@ impl Default for KafkaSettings {
             partitions: 6,
             replication: 1,
             delivery_timeout_ms: 10_000,
+            linger_ms: 2,
             group: stigmergy_projector::kafka::DEFAULT_GROUP.to_owned(),
             page_size: stigmergy_projector::kafka::DEFAULT_GROUP_PAGE_SIZE,
             publish: true,
@@ -78,6 +82,7 @@ impl KafkaSettings {
         config.partitions = self.partitions;
         config.replication = self.replication;
         config.delivery_timeout = std::time::Duration::from_millis(self.delivery_timeout_ms);
+        config.linger = std::time::Duration::from_millis(self.linger_ms);
         config
     }
 }

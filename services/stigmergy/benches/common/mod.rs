@@ -270,8 +270,13 @@ impl Arguments {
     }
 
     /// `--quick`, or `STIGMERGY_BENCH_QUICK` set to something other than `0`.
+    /// Whether `flag` was given.
+    pub fn flag(&self, flag: &str) -> bool {
+        self.0.iter().any(|argument| argument == flag)
+    }
+
     pub fn quick(&self) -> bool {
-        self.0.iter().any(|argument| argument == "--quick")
+        self.flag("--quick")
             || std::env::var("STIGMERGY_BENCH_QUICK")
                 .is_ok_and(|value| !value.is_empty() && value != "0")
     }
