@@ -105,6 +105,49 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
 }
 
 impl EmbeddedLog {
+    /// [`EventLog::append`] for a caller that has serialised the events already:
+    /// `envelopes[i]` must be `events[i]` as JSON (`serde_json::to_string`), which is what the
+    /// log stores and reads back. The Kafka adapter's mirror stores the records it sent this way
+    /// instead of serialising each event twice.
+    pub fn append_encoded(
+        &self,
+        events: &[Event],
+        envelopes: Vec<String>,
+    ) -> BoxFuture<'static, Result<Vec<LogPosition>>> {
+        if events.is_empty() {
+            return futures_util::future::ready(Ok(Vec::new())).boxed();
+        }
+        if events.len() != envelopes.len() {
+            return futures_util::future::ready(Err(Error::Corrupt(format!(
+                "{} events with {} envelopes",
+                events.len(),
+                envelopes.len()
+            ))))
+            .boxed();
+        }
+        let rows = events
+            .iter()
+            .zip(envelopes)
+            .map(|(event, envelope)| Row {
+                event_id: event.event_id,
+                event_type: event.event_type().name(),
+                subject: event.subject.to_string(),
+                recorded_at: event.recorded_at.to_string(),
+                envelope,
+            })
+            .collect();
+        let (reply, answer) = oneshot::channel();
+        let sent = self
+            .writer
+            .send(AppendRequest { rows, reply })
+            .map_err(|_| Error::Closed);
+        async move {
+            sent?;
+            answer.await.map_err(|_| Error::Closed)?
+        }
+        .boxed()
+    }
+
     /// Opens (creating when missing) the log in `dir`, and starts its writer thread.
     pub fn open(dir: &Path, config: EmbeddedLogConfig) -> Result<Self> {
         std::fs::create_dir_all(dir)
@@ -207,36 +250,18 @@ fn decode_all(rows: &[(u64, String)]) -> Result<Vec<StoredEvent>> {
 #[async_trait]
 impl EventLog for EmbeddedLog {
     fn append(&self, events: Vec<Event>) -> BoxFuture<'static, Result<Vec<LogPosition>>> {
-        if events.is_empty() {
-            return futures_util::future::ready(Ok(Vec::new())).boxed();
-        }
-        let span = info_span!("log.append", events = events.len());
-        let rows = span.in_scope(|| {
+        let envelopes = info_span!("log.append", events = events.len()).in_scope(|| {
             events
                 .iter()
                 .map(|event| {
-                    Ok(Row {
-                        event_id: event.event_id,
-                        event_type: event.event_type().name(),
-                        subject: event.subject.to_string(),
-                        recorded_at: event.recorded_at.to_string(),
-                        envelope: serde_json::to_string(event)
-                            .map_err(|e| Error::Corrupt(e.to_string()))?,
-                    })
+                    serde_json::to_string(event).map_err(|e| Error::Corrupt(e.to_string()))
                 })
                 .collect::<Result<Vec<_>>>()
         });
-        let (reply, answer) = oneshot::channel();
-        let sent = rows.and_then(|rows| {
-            self.writer
-                .send(AppendRequest { rows, reply })
-                .map_err(|_| Error::Closed)
-        });
-        async move {
-            sent?;
-            answer.await.map_err(|_| Error::Closed)?
+        match envelopes {
+            Ok(envelopes) => self.append_encoded(&events, envelopes),
+            Err(failure) => futures_util::future::ready(Err(failure)).boxed(),
         }
-        .boxed()
     }
 
     fn resume(&self) {

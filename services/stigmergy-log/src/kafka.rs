@@ -591,18 +591,20 @@ impl Producing {
         }
     }
 
-    /// Enqueues the records of one append, in order, waiting while the producer's queue is full.
-    async fn enqueue(&self, append: &Append) -> Result<Vec<(&'static str, DeliveryFuture)>> {
+    /// Enqueues the records of one append, in order, waiting while the producer's queue is full;
+    /// their deliveries, and their values (each event as JSON, which the mirror stores too).
+    async fn enqueue(&self, append: &Append) -> Result<Enqueued> {
         let mut deliveries = Vec::with_capacity(append.events.len());
+        let mut values = Vec::with_capacity(append.events.len());
         for event in &append.events {
             let stage = self.stage_of(event).await?;
             self.remember(event.event_id, stage);
             let topic = stage_topic(stage);
-            let value = serde_json::to_vec(event).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let value = serde_json::to_string(event).map_err(|e| Error::Corrupt(e.to_string()))?;
             let key = event.subject.as_str();
             let mut record = FutureRecord::to(topic)
                 .key(key)
-                .payload(&value)
+                .payload(value.as_bytes())
                 .headers(record_headers(event, &append.trace));
             loop {
                 match self.producer.send_result(record) {
@@ -617,9 +619,16 @@ impl Producing {
                     Err((failure, _)) => return Err(kafka(failure)),
                 }
             }
+            values.push(value);
         }
-        Ok(deliveries)
+        Ok(Enqueued { deliveries, values })
     }
+}
+
+/// The records of one append, enqueued in the producer.
+struct Enqueued {
+    deliveries: Vec<(&'static str, DeliveryFuture)>,
+    values: Vec<String>,
 }
 
 async fn produce_loop(mut requests: mpsc::UnboundedReceiver<Append>, mut producing: Producing) {
@@ -645,12 +654,12 @@ async fn produce_loop(mut requests: mpsc::UnboundedReceiver<Append>, mut produci
             let _ = append.reply.send(Err(Error::Stopped));
             continue;
         }
-        let deliveries = match producing
+        let enqueued = match producing
             .enqueue(&append)
             .instrument(append.span.clone())
             .await
         {
-            Ok(deliveries) => deliveries,
+            Ok(enqueued) => enqueued,
             Err(failure) => {
                 producing.stopped.store(true, Ordering::SeqCst);
                 previous = futures_util::future::ready(false).boxed().shared();
@@ -671,7 +680,7 @@ async fn produce_loop(mut requests: mpsc::UnboundedReceiver<Append>, mut produci
         let events = append.events;
         tokio::spawn(
             async move {
-                let result = settle(deliveries, before, &mirror, &own, events).await;
+                let result = settle(enqueued, before, &mirror, &own, events).await;
                 if result.is_err() {
                     stopped.store(true, Ordering::SeqCst);
                 }
@@ -690,12 +699,13 @@ type OwnRecords = std::sync::Mutex<HashMap<(String, i32), HashSet<i64>>>;
 /// The outcome of one append: every delivery report, the appends before it; then its events go
 /// to the mirror straight away (not read back from the topics), where they get their positions.
 async fn settle(
-    deliveries: Vec<(&'static str, DeliveryFuture)>,
+    enqueued: Enqueued,
     before: Shared<BoxFuture<'static, bool>>,
     mirror: &EmbeddedLog,
     own: &OwnRecords,
     events: Vec<Event>,
 ) -> Result<Vec<LogPosition>> {
+    let Enqueued { deliveries, values } = enqueued;
     let mut delivered = Vec::with_capacity(deliveries.len());
     let mut failure = None;
     for (topic, delivery) in deliveries {
@@ -716,7 +726,7 @@ async fn settle(
         return Err(failure);
     }
     let ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
-    let positions = match mirror.append(events.clone()).await {
+    let positions = match mirror.append_encoded(&events, values).await {
         Ok(positions) => positions,
         // The consumer was first (or the event was appended before): its position stands.
         Err(Error::DuplicateEventId(_)) => {

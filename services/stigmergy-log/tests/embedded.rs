@@ -137,6 +137,36 @@ async fn appended_events_are_read_back_in_order_at_dense_positions_from_one() {
     assert_eq!(log.get(unknown).await.expect("the log reads"), None);
 }
 
+/// What a caller serialised itself (the Kafka adapter's mirror) is stored as it is and read back
+/// as the same events; envelopes that do not pair with the events store nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_appended_with_their_envelopes_read_back_as_the_same_events() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let log = open(dir.path());
+    let events = material_sourced_events(3);
+    let envelopes: Vec<String> = events
+        .iter()
+        .map(|event| serde_json::to_string(event).expect("an event serialises"))
+        .collect();
+
+    let unpaired = within(
+        "an unpaired append",
+        log.append_encoded(&events, envelopes[..2].to_vec()),
+    )
+    .await;
+    assert!(matches!(unpaired, Err(Error::Corrupt(_))), "{unpaired:?}");
+    assert_eq!(log.head(), LogPosition(0));
+
+    let appended = within("the append", log.append_encoded(&events, envelopes))
+        .await
+        .expect("the append succeeds");
+    assert_eq!(appended, positions(1..=3));
+    let stored = read_everything(&log).await;
+    assert_eq!(events_of(&stored), events);
+    append(&log, material_sourced_events(1)).await;
+    assert_eq!(log.head(), LogPosition(4));
+}
+
 /// A large read is decoded on several threads: it still comes back whole and in log order.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_read_of_twenty_five_thousand_events_comes_back_whole_and_in_order() {
