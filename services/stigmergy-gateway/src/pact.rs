@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
+use actix_web::middleware::Compress;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Months, TimeDelta};
 use serde_json::{Map, Value, json};
@@ -67,12 +68,20 @@ const CROSS_SECTORAL_STANDARDS: &[&str] = &["PACT-3.0"];
 /// documents say "more than one" (the comment says the basis is not known).
 const IPCC_REPORTS: &[&str] = &["AR5", "AR6"];
 
-/// Mounts the PACT routes. The gateway's schema must be in the app data (the views and the
-/// organisation directory are read through it).
+/// Mounts the PACT routes, compressed for clients that accept it. The gateway's schema must be
+/// in the app data (the views and the organisation directory are read through it).
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/pact/3/footprints", web::get().to(list))
-        .route("/pact/3/footprints/{id}", web::get().to(get));
+        .service(
+            web::resource("/pact/3/footprints")
+                .wrap(Compress::default())
+                .get(list),
+        )
+        .service(
+            web::resource("/pact/3/footprints/{id}")
+                .wrap(Compress::default())
+                .get(get),
+        );
 }
 
 // ---------------------------------------------------------------------------------------------
