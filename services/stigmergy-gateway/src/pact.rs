@@ -949,14 +949,15 @@ impl Listing {
             && self.valid_before.is_none_or(|before| end < before)
     }
 
-    /// The pagination link to the page after `cursor` (from the first without one).
+    /// The pagination link to the page after `cursor` (from the first without one), on `base`
+    /// (the public URL when configured, like the documents' links).
     fn next_link(
         &self,
+        base: &str,
         request: &HttpRequest,
         limit: usize,
         cursor: Option<FootprintCursor>,
     ) -> String {
-        let info = request.connection_info();
         let mut query = String::new();
         for (name, value) in &self.kept {
             let _ = write!(query, "{}={}&", query_encoded(name), query_encoded(value));
@@ -965,12 +966,7 @@ impl Listing {
         if let Some(cursor) = cursor {
             let _ = write!(query, "&{AFTER}={}.{}", cursor.issued_at.0, cursor.id);
         }
-        format!(
-            "<{}://{}{}?{query}>; rel=\"next\"",
-            info.scheme(),
-            info.host(),
-            request.path()
-        )
+        format!("<{base}{}?{query}>; rel=\"next\"", request.path())
     }
 }
 
@@ -1027,7 +1023,15 @@ async fn list(
             .map_err(unavailable)?
             .is_empty()
     {
-        response.insert_header((header::LINK, listing.next_link(&request, limit, cursor)));
+        let configured = schema
+            .data::<crate::open::PublicUrl>()
+            .cloned()
+            .unwrap_or_default();
+        let base = crate::open::base_url(&request, &configured);
+        response.insert_header((
+            header::LINK,
+            listing.next_link(&base, &request, limit, cursor),
+        ));
     }
     Ok(response.body(json!({ "data": data }).to_string()))
 }

@@ -69,7 +69,10 @@ fn assert_valid(document: &Value) {
 
 /// The demo, loaded and projected, with its organisations.
 async fn demo() -> (TestApp, DemoReport) {
-    let app = TestApp::spawn().await;
+    demo_on(TestApp::spawn().await).await
+}
+
+async fn demo_on(app: TestApp) -> (TestApp, DemoReport) {
     let report = stigmergy::demo::load(&app.base, support::OPERATOR_TOKEN)
         .await
         .expect("the demo loads");
@@ -286,6 +289,27 @@ async fn every_demo_footprint_validates_against_the_pact_v3_schema_on_every_page
         (total - expected).abs() <= 1e-12 * expected,
         "{total} vs {expected}"
     );
+}
+
+#[tokio::test]
+async fn behind_a_public_url_the_next_page_link_is_on_it() {
+    const PUBLIC: &str = "https://trace.example.org/open";
+    let (app, _) = demo_on(
+        TestApp::spawn_with(|config| config.open.public_url = Some(format!("{PUBLIC}/"))).await,
+    )
+    .await;
+    let first = fetch(&app, &format!("{}/pact/3/footprints?limit=2", app.base)).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let next = first.next.expect("the demo has more than two footprints");
+    let path = next
+        .strip_prefix(PUBLIC)
+        .unwrap_or_else(|| panic!("the link is on the public URL: {next}"));
+    assert!(path.starts_with("/pact/3/footprints?"), "{next}");
+    // The same page, asked of the gateway itself.
+    let second = fetch(&app, &format!("{}{path}", app.base)).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(second.body["data"].as_array().unwrap().len(), 2);
+    assert_ne!(second.body["data"][0]["id"], first.body["data"][0]["id"]);
 }
 
 #[tokio::test]
