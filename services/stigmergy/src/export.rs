@@ -70,15 +70,8 @@ pub struct ExportOptions {
 #[derive(Clone, Debug)]
 pub struct ExportReport {
     pub out: PathBuf,
-    pub events: u64,
-    pub retractions: u64,
-    /// Resource documents written.
-    pub resources: u64,
-    /// IRIs the events touch that the views held no record of (they were behind the log).
-    pub pending: u64,
-    /// Files listed in the manifest, and their bytes.
-    pub files: u64,
-    pub bytes: u64,
+    /// What was written: the manifest's `counts`.
+    pub counts: Counts,
     pub as_of: u64,
     pub as_of_end: u64,
     pub log_head: u64,
@@ -329,15 +322,19 @@ struct Manifest<'a> {
     files: &'a [FileEntry],
 }
 
-#[derive(Debug, Serialize)]
+/// What an export holds, as its manifest counts it.
+#[derive(Clone, Copy, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Counts {
-    events: u64,
-    retractions: u64,
-    resources: u64,
-    pending: u64,
-    files: u64,
-    bytes: u64,
+pub struct Counts {
+    pub events: u64,
+    pub retractions: u64,
+    /// Resource documents written.
+    pub resources: u64,
+    /// IRIs the events touch that the views held no record of (they were behind the log).
+    pub pending: u64,
+    /// Files listed in the manifest, and their bytes.
+    pub files: u64,
+    pub bytes: u64,
 }
 
 /// A file being written, hashed and counted as it goes.
@@ -651,7 +648,14 @@ async fn write_snapshot(
         CONTEXT.as_bytes(),
     )?);
 
-    let bytes: u64 = files.iter().map(|file| file.bytes).sum();
+    let counts = Counts {
+        events,
+        retractions,
+        resources,
+        pending,
+        files: files.len() as u64,
+        bytes: files.iter().map(|file| file.bytes).sum(),
+    };
     let manifest = Manifest {
         format: FORMAT,
         format_version: FORMAT_VERSION,
@@ -663,14 +667,7 @@ async fn write_snapshot(
         as_of,
         as_of_end,
         log_head: head.0,
-        counts: Counts {
-            events,
-            retractions,
-            resources,
-            pending,
-            files: files.len() as u64,
-            bytes,
-        },
+        counts,
         files: &files,
     };
     let mut text = serde_json::to_string_pretty(&manifest)?;
@@ -685,12 +682,7 @@ async fn write_snapshot(
 
     let report = ExportReport {
         out: PathBuf::new(),
-        events,
-        retractions,
-        resources,
-        pending,
-        files: files.len() as u64,
-        bytes,
+        counts,
         as_of,
         as_of_end,
         log_head: head.0,
