@@ -692,9 +692,131 @@ async fn produce_loop(mut requests: mpsc::UnboundedReceiver<Append>, mut produci
     }
 }
 
-/// The records this process appended and wrote to its mirror itself, by partition: the mirror's
-/// consumer skips them (without decoding them) when it reaches them.
-type OwnRecords = std::sync::Mutex<HashMap<(String, i32), HashSet<i64>>>;
+/// How long the mirror's consumer waits for an append to write to the mirror a record it has a
+/// delivery report for, before it decodes and mirrors the record itself (skipped by id if the
+/// append writes it after all).
+const OWN_RECORD_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Where a record this process appended stands with its mirror.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mark {
+    /// Delivered; its append has not written it to the mirror yet.
+    Pending,
+    /// Its append wrote it to the mirror.
+    Mirrored,
+}
+
+/// The records this process appended, by partition and offset, from their delivery report until
+/// the mirror's consumer passes them. The consumer skips a mirrored one without decoding it, and
+/// waits while one is pending: it would otherwise decode and store the record itself, and the
+/// append would then find its events already there (about a tenth of them under load, before
+/// records were marked at their delivery report). Since the consumer does not go past a pending
+/// record, the offsets it keeps never pass a record that is in the topics but not in the mirror.
+#[derive(Debug)]
+struct OwnRecords {
+    marks: std::sync::Mutex<HashMap<(String, i32), HashMap<i64, Mark>>>,
+    /// Bumped whenever a pending record is settled, for a consumer waiting on one.
+    settled: watch::Sender<u64>,
+}
+
+impl Default for OwnRecords {
+    fn default() -> Self {
+        Self {
+            marks: std::sync::Mutex::default(),
+            settled: watch::Sender::new(0),
+        }
+    }
+}
+
+impl OwnRecords {
+    /// A record of this process's was delivered at `offset`.
+    fn delivered(&self, partition: &(String, i32), offset: i64) {
+        if let Ok(mut marks) = self.marks.lock() {
+            match marks.get_mut(partition) {
+                Some(offsets) => {
+                    offsets.insert(offset, Mark::Pending);
+                }
+                None => {
+                    marks.insert(partition.clone(), HashMap::from([(offset, Mark::Pending)]));
+                }
+            }
+        }
+    }
+
+    /// The append that delivered `records` wrote them to the mirror (`mirrored`), or failed
+    /// before it did, leaving them to the consumer.
+    fn settle(&self, records: &[((String, i32), i64)], mirrored: bool) {
+        if let Ok(mut marks) = self.marks.lock() {
+            for (partition, offset) in records {
+                let Some(offsets) = marks.get_mut(partition) else {
+                    continue;
+                };
+                if mirrored {
+                    // Only a mark the consumer has not passed yet is kept.
+                    if let Some(mark) = offsets.get_mut(offset) {
+                        *mark = Mark::Mirrored;
+                    }
+                } else {
+                    offsets.remove(offset);
+                }
+            }
+        }
+        self.settled.send_modify(|generation| *generation += 1);
+    }
+
+    fn mark(&self, partition: &(String, i32), offset: i64) -> Option<Mark> {
+        let marks = self.marks.lock().ok()?;
+        marks.get(partition)?.get(&offset).copied()
+    }
+
+    /// Whether the record the consumer reached is one this process appended and wrote to the
+    /// mirror itself (then forgotten), waiting at most `patience` while its append is writing it.
+    async fn take(&self, partition: &(String, i32), offset: i64, patience: Duration) -> bool {
+        let mut settled = None;
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match self.mark(partition, offset) {
+                None => return false,
+                Some(Mark::Mirrored) => {
+                    if let Ok(mut marks) = self.marks.lock()
+                        && let Some(offsets) = marks.get_mut(partition)
+                    {
+                        offsets.remove(&offset);
+                    }
+                    return true;
+                }
+                Some(Mark::Pending) => {}
+            }
+            // Subscribed before the mark is read again, so a settlement in between is seen.
+            let Some(receiver) = settled.as_mut() else {
+                settled = Some(self.settled.subscribe());
+                continue;
+            };
+            let changed = tokio::time::timeout_at(deadline, receiver.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
+                warn!(
+                    topic = %partition.0,
+                    partition = partition.1,
+                    offset,
+                    "an append has not written its delivered record to the mirror in time; the consumer mirrors it"
+                );
+                return false;
+            }
+        }
+    }
+
+    /// Forgets the marks the consumer has passed (`offsets`: the next offset it reads, by
+    /// partition): records it read before their delivery report was marked, and mirrored itself.
+    fn forget_passed(&self, offsets: &Offsets) {
+        if let Ok(mut marks) = self.marks.lock() {
+            for (partition, next) in offsets {
+                if let Some(written) = marks.get_mut(partition) {
+                    written.retain(|offset, _| offset >= next);
+                }
+            }
+        }
+    }
+}
 
 /// The outcome of one append: every delivery report, the appends before it; then its events go
 /// to the mirror straight away (not read back from the topics), where they get their positions.
@@ -710,7 +832,11 @@ async fn settle(
     let mut failure = None;
     for (topic, delivery) in deliveries {
         match delivery.await {
-            Ok(Ok(report)) => delivered.push(((topic.to_owned(), report.partition), report.offset)),
+            Ok(Ok(report)) => {
+                let partition = (topic.to_owned(), report.partition);
+                own.delivered(&partition, report.offset);
+                delivered.push((partition, report.offset));
+            }
             Ok(Err((error, _))) => {
                 failure.get_or_insert(kafka(error));
             }
@@ -719,6 +845,20 @@ async fn settle(
             }
         }
     }
+    let written = write_delivered(before, failure, mirror, events, values).await;
+    own.settle(&delivered, written.is_ok());
+    written
+}
+
+/// Writes to the mirror the events of an append whose records were all delivered, once the
+/// appends before it succeeded; their positions.
+async fn write_delivered(
+    before: Shared<BoxFuture<'static, bool>>,
+    failure: Option<Error>,
+    mirror: &EmbeddedLog,
+    events: Vec<Event>,
+    values: Vec<String>,
+) -> Result<Vec<LogPosition>> {
     if !before.await {
         return Err(Error::Stopped);
     }
@@ -726,8 +866,7 @@ async fn settle(
         return Err(failure);
     }
     let ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
-    let positions = match mirror.append_encoded(&events, values).await {
-        Ok(positions) => positions,
+    match mirror.append_encoded(&events, values).await {
         // The consumer was first (or the event was appended before): its position stands.
         Err(Error::DuplicateEventId(_)) => {
             mirror_new(mirror, events).await?;
@@ -738,17 +877,10 @@ async fn settle(
                 })?;
                 positions.push(stored.position);
             }
-            positions
+            Ok(positions)
         }
-        Err(failure) => return Err(failure),
-    };
-    // Only once they are in the mirror: a crash before leaves them for the consumer to read.
-    if let Ok(mut own) = own.lock() {
-        for (partition, offset) in delivered {
-            own.entry(partition).or_default().insert(offset);
-        }
+        written => written,
     }
-    Ok(positions)
 }
 
 /// Follows every partition of the stage topics into the mirror, and hands what it stored to the
@@ -785,11 +917,10 @@ async fn mirror_loop(
                 }
             };
             let partition = (message.topic().to_owned(), message.partition());
-            let appended_here = own.lock().is_ok_and(|mut own| {
-                own.get_mut(&partition)
-                    .is_some_and(|offsets| offsets.remove(&message.offset()))
-            });
-            if !appended_here {
+            if !own
+                .take(&partition, message.offset(), OWN_RECORD_PATIENCE)
+                .await
+            {
                 match decode(&message) {
                     Ok(event) => batch.push(event),
                     Err(failure) => {
@@ -799,15 +930,7 @@ async fn mirror_loop(
             }
             offsets.insert(partition, message.offset() + 1);
         }
-        // What this process wrote to the mirror and the consumer has passed without seeing it
-        // as its own (it read the record first) is forgotten.
-        if let Ok(mut own) = own.lock() {
-            for (partition, next) in &offsets {
-                if let Some(written) = own.get_mut(partition) {
-                    written.retain(|offset| offset >= next);
-                }
-            }
-        }
+        own.forget_passed(&offsets);
         let span = info_span!("log.mirror", events = batch.len());
         let stored = loop {
             match mirror_new(&mirror, batch.clone())
@@ -1056,6 +1179,91 @@ mod tests {
     ) {
         let stored = mirror_new(mirror, events.to_vec()).await.unwrap();
         sender.send(Arc::new(stored)).unwrap();
+    }
+
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    fn partition() -> (String, i32) {
+        ("stigmergy.design.v1".to_owned(), 3)
+    }
+
+    #[tokio::test]
+    async fn the_consumer_skips_a_record_its_append_mirrored_once_and_decodes_the_others() {
+        let own = OwnRecords::default();
+        own.delivered(&partition(), 7);
+        own.settle(&[(partition(), 7)], true);
+        assert!(
+            own.take(&partition(), 7, PATIENCE).await,
+            "mirrored by its append"
+        );
+        assert!(
+            !own.take(&partition(), 7, PATIENCE).await,
+            "forgotten once passed"
+        );
+        assert!(
+            !own.take(&partition(), 8, PATIENCE).await,
+            "never delivered here"
+        );
+        assert!(
+            !own.take(&("stigmergy.design.v1".to_owned(), 2), 7, PATIENCE)
+                .await
+        );
+    }
+
+    #[tokio::test]
+    async fn the_consumer_waits_for_a_delivered_record_until_its_append_has_written_it() {
+        let own = Arc::new(OwnRecords::default());
+        own.delivered(&partition(), 7);
+        let consumer = tokio::spawn({
+            let own = own.clone();
+            async move { own.take(&partition(), 7, PATIENCE).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !consumer.is_finished(),
+            "the record is pending: the consumer waits"
+        );
+        own.settle(&[(partition(), 7)], true);
+        let taken = tokio::time::timeout(Duration::from_secs(1), consumer).await;
+        assert!(taken.unwrap().unwrap(), "then skips it as mirrored");
+    }
+
+    #[tokio::test]
+    async fn a_delivered_record_whose_append_failed_is_left_to_the_consumer() {
+        let own = Arc::new(OwnRecords::default());
+        own.delivered(&partition(), 7);
+        let consumer = tokio::spawn({
+            let own = own.clone();
+            async move { own.take(&partition(), 7, PATIENCE).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        own.settle(&[(partition(), 7)], false);
+        let taken = tokio::time::timeout(Duration::from_secs(1), consumer).await;
+        assert!(
+            !taken.unwrap().unwrap(),
+            "the consumer decodes and mirrors it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_record_pending_too_long_is_left_to_the_consumer() {
+        let own = OwnRecords::default();
+        own.delivered(&partition(), 7);
+        let patience = Duration::from_millis(100);
+        let started = std::time::Instant::now();
+        assert!(!own.take(&partition(), 7, patience).await);
+        assert!(started.elapsed() >= patience, "it waited first");
+    }
+
+    #[tokio::test]
+    async fn marks_the_consumer_has_passed_are_forgotten() {
+        let own = OwnRecords::default();
+        own.delivered(&partition(), 5);
+        own.delivered(&partition(), 9);
+        own.forget_passed(&Offsets::from([(partition(), 6)]));
+        own.settle(&[(partition(), 5), (partition(), 9)], true);
+        assert_eq!(own.mark(&partition(), 5), None, "read before it was marked");
+        assert_eq!(own.mark(&partition(), 9), Some(Mark::Mirrored));
     }
 
     #[tokio::test]
