@@ -16,8 +16,9 @@
 //! it, to an [`EmbeddedLog`] in the mirror directory: its positions are local to this process,
 //! dense and durable, and `read_after`, `get`, `head` and `follow` read from it. The records
 //! this process appended are already there, and the consumer skips them by offset without
-//! decoding them; other events already mirrored (a redelivery, a producer's retry after a lost
-//! acknowledgement) are skipped by id.
+//! decoding them (one it reaches while its append is still writing it, it waits for); other
+//! events already mirrored (a redelivery, a producer's retry after a lost acknowledgement) are
+//! skipped by id.
 //! The offsets it reached are kept beside it, so a restart reads only what it has not seen.
 //! What the consumer mirrors, other processes' events, it also hands to readers of
 //! [`EventLog::follow_foreign`] as it stores them, so that capture's follower does not read back

@@ -25,10 +25,17 @@ impl Drop for Pool {
 impl Pool {
     /// A pool of at most `size` connections to `config` (one kept idle), each waited for at most
     /// `timeout`.
+    ///
+    /// A connection is not tested with a round trip each time it is taken (r2d2's default): that
+    /// was one in three of the projector's round trips and a sixth of its CPU. A connection found
+    /// closed when it is given back is dropped; one the server closed while it sat idle (a
+    /// restart) fails the one operation that uses it next, which the caller sees as the store
+    /// being unavailable, as during the restart itself.
     pub(crate) fn open(config: postgres::Config, size: u32, timeout: Duration) -> Result<Self> {
         let pool = r2d2::Pool::builder()
             .max_size(size)
             .min_idle(Some(1))
+            .test_on_check_out(false)
             .connection_timeout(timeout)
             .build(Manager::new(config, NoTls))
             .map_err(|e| Error::Unavailable(format!("no PostgreSQL connection: {e}")))?;
