@@ -1,14 +1,115 @@
 //! What the PostgreSQL adapters share: the connection pool that closes off the async threads,
 //! and numbered migrations applied under an advisory lock.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use postgres::{Client, NoTls};
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Row, Statement};
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::{Error, Result};
 
-type Manager = PostgresConnectionManager<NoTls>;
+/// A connection of the pool, with the statements prepared on it so far: a statement is prepared
+/// once per connection, not once per use (which cost a round trip, and the server a parse and a
+/// plan, each time).
+pub(crate) struct Connection {
+    pub(crate) client: Client,
+    pub(crate) statements: Statements,
+}
+
+impl Connection {
+    pub(crate) fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Vec<Row>, postgres::Error> {
+        let statement = self.statements.prepared(&mut self.client, sql)?;
+        self.client.query(&statement, params)
+    }
+
+    pub(crate) fn query_one(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Row, postgres::Error> {
+        let statement = self.statements.prepared(&mut self.client, sql)?;
+        self.client.query_one(&statement, params)
+    }
+
+    pub(crate) fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Option<Row>, postgres::Error> {
+        let statement = self.statements.prepared(&mut self.client, sql)?;
+        self.client.query_opt(&statement, params)
+    }
+}
+
+/// The statements prepared on one connection, each prepared once and run many times (in the
+/// connection's transactions too).
+#[derive(Default)]
+pub(crate) struct Statements(HashMap<&'static str, Statement>);
+
+impl Statements {
+    fn prepared(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &'static str,
+    ) -> std::result::Result<Statement, postgres::Error> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(sql)?;
+        self.0.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    pub(crate) fn query(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let statement = self.prepared(client, sql)?;
+        Ok(client.query(&statement, params)?)
+    }
+
+    pub(crate) fn execute(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64> {
+        let statement = self.prepared(client, sql)?;
+        Ok(client.execute(&statement, params)?)
+    }
+}
+
+/// Makes the pool's [`Connection`]s.
+#[derive(Debug)]
+pub(crate) struct Manager(PostgresConnectionManager<NoTls>);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Connection;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> std::result::Result<Connection, postgres::Error> {
+        Ok(Connection {
+            client: self.0.connect()?,
+            statements: Statements::default(),
+        })
+    }
+
+    fn is_valid(&self, connection: &mut Connection) -> std::result::Result<(), postgres::Error> {
+        self.0.is_valid(&mut connection.client)
+    }
+
+    fn has_broken(&self, connection: &mut Connection) -> bool {
+        self.0.has_broken(&mut connection.client)
+    }
+}
 
 /// The connection pool. A synchronous connection closes by blocking on its own runtime, which
 /// Tokio forbids on an async thread, so the pool is closed on a thread of its own.
@@ -37,7 +138,7 @@ impl Pool {
             .min_idle(Some(1))
             .test_on_check_out(false)
             .connection_timeout(timeout)
-            .build(Manager::new(config, NoTls))
+            .build(Manager(PostgresConnectionManager::new(config, NoTls)))
             .map_err(|e| Error::Unavailable(format!("no PostgreSQL connection: {e}")))?;
         Ok(Self(Some(pool)))
     }

@@ -87,7 +87,7 @@ impl Storage {
         let mut connection = pool
             .get()
             .map_err(|e| unavailable(format!("no PostgreSQL connection: {e}")))?;
-        work(&mut connection)
+        work(&mut connection.client)
     }
 
     /// Runs `work` with a connection of the pool on Tokio's blocking pool.

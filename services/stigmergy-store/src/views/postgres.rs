@@ -6,13 +6,12 @@
 //! PostgreSQL orders by their 16 bytes as SQLite orders its blobs, and text is ordered by bytes
 //! (`COLLATE "C"`), whatever the database's collation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use postgres::types::ToSql;
-use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
+use postgres::{Client, GenericClient, NoTls, Row, Transaction};
 use stigmergy_domain::views::derive::{Facts, FootprintChange, Methods, Touching};
 use stigmergy_domain::views::{Direction, EventIndex, Flow, Holding, Lineage, Record, Role, walk};
 use stigmergy_domain::{
@@ -27,7 +26,7 @@ use super::{
     footprint_id, merged_offsets, methods_fingerprint, provenance_of, recorded_at, shared, stale,
     unseen,
 };
-use crate::pg::{Migrations, Pool, migrate};
+use crate::pg::{Connection, Migrations, Pool, Statements, migrate};
 use crate::{Error, Result};
 
 /// The schema, one step per entry, each applied once and in order, and recorded in
@@ -249,7 +248,7 @@ impl PostgresViewStore {
     /// Runs `work` with a connection of the pool on the blocking pool.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Client) -> Result<T> + Send + 'static,
+        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
@@ -271,7 +270,7 @@ impl PostgresViewStore {
     /// and what it read is kept for the next page — or forgotten when it failed.
     async fn write<T: Send + 'static>(
         &self,
-        write: impl FnOnce(&mut Client, &Methods, &mut Remembered) -> Result<(T, Option<i64>)>
+        write: impl FnOnce(&mut Connection, &Methods, &mut Remembered) -> Result<(T, Option<i64>)>
         + Send
         + 'static,
     ) -> Result<T> {
@@ -365,45 +364,6 @@ fn rebuild_when_stale(client: &mut Client, methods: &Methods, when: WhenStale) -
     Ok(())
 }
 
-/// The statements prepared on one connection, each prepared once and run many times.
-#[derive(Default)]
-struct Statements(HashMap<&'static str, Statement>);
-
-impl Statements {
-    fn prepared(
-        &mut self,
-        client: &mut impl GenericClient,
-        sql: &'static str,
-    ) -> Result<Statement> {
-        if let Some(statement) = self.0.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = client.prepare(sql)?;
-        self.0.insert(sql, statement.clone());
-        Ok(statement)
-    }
-
-    fn query(
-        &mut self,
-        client: &mut impl GenericClient,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>> {
-        let statement = self.prepared(client, sql)?;
-        Ok(client.query(&statement, params)?)
-    }
-
-    fn execute(
-        &mut self,
-        client: &mut impl GenericClient,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64> {
-        let statement = self.prepared(client, sql)?;
-        Ok(client.execute(&statement, params)?)
-    }
-}
-
 fn position_param(position: LogPosition) -> Result<i64> {
     i64::try_from(position.0).map_err(|_| {
         unavailable(format!(
@@ -412,8 +372,13 @@ fn position_param(position: LogPosition) -> Result<i64> {
     })
 }
 
-/// The columns [`footprint_version`] reads, of `footprints`.
-const FOOTPRINT_COLUMNS: &str = "id, version, status, preceding, issued_at, footprint, resource";
+/// The columns [`footprint_version`] reads, of `footprints` (a macro, so that statements are
+/// whole at compile time and can be prepared once per connection).
+macro_rules! footprint_columns {
+    () => {
+        "id, version, status, preceding, issued_at, footprint, resource"
+    };
+}
 
 fn footprint_version(row: &Row) -> Result<FootprintVersion> {
     let version: i32 = row.try_get(1)?;
@@ -535,10 +500,10 @@ impl ViewStore for PostgresViewStore {
         max_depth: u32,
     ) -> Result<Lineage> {
         let resource = resource.clone();
-        self.run(move |client| {
-            let mut statements = Statements::default();
+        self.run(move |connection| {
+            let Connection { client, statements } = connection;
             walk(&resource, direction, max_depth, |direction, frontier| {
-                neighbours(client, &mut statements, direction, frontier, i64::MIN)
+                neighbours(client, statements, direction, frontier, i64::MIN)
             })
         })
         .await
@@ -546,8 +511,11 @@ impl ViewStore for PostgresViewStore {
 
     async fn record(&self, resource: &Iri) -> Result<Option<Record>> {
         let resource = resource.clone();
-        self.run(move |client| read_record(client, &mut Statements::default(), &resource))
-            .await
+        self.run(move |connection| {
+            let Connection { client, statements } = connection;
+            read_record(client, statements, &resource)
+        })
+        .await
     }
 
     async fn footprint_versions(&self, resource: &Iri) -> Result<Vec<FootprintVersion>> {
@@ -582,7 +550,11 @@ impl ViewStore for PostgresViewStore {
         self.run(move |client| {
             client
                 .query_opt(
-                    &format!("SELECT {FOOTPRINT_COLUMNS} FROM footprints WHERE id = $1"),
+                    concat!(
+                        "SELECT ",
+                        footprint_columns!(),
+                        " FROM footprints WHERE id = $1"
+                    ),
                     &[&id],
                 )?
                 .map(|row| footprint_version(&row))
@@ -616,8 +588,10 @@ impl ViewStore for PostgresViewStore {
             .map(|resources| resources.iter().map(Iri::to_string).collect());
         self.run(move |client| {
             let rows = client.query(
-                &format!(
-                    "SELECT {FOOTPRINT_COLUMNS} FROM footprints
+                concat!(
+                    "SELECT ",
+                    footprint_columns!(),
+                    " FROM footprints
                      WHERE issued_at >= $1 AND (issued_at > $1 OR id > $2)
                      AND ($3::TEXT IS NULL OR status = $3)
                      AND ($4::TEXT[] IS NULL OR resource = ANY($4))
@@ -690,24 +664,33 @@ impl ViewStore for PostgresViewStore {
         let after = i64::try_from(after.0).map_err(corrupt)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |client| {
-            const COLUMNS: &str = "SELECT e.position, e.envelope,
-                EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = e.event_id)
-                FROM view_events e";
+            macro_rules! columns {
+                () => {
+                    "SELECT e.position, e.envelope,
+                     EXISTS (SELECT 1 FROM retracted r WHERE r.event_id = e.event_id)
+                     FROM view_events e"
+                };
+            }
             let rows = match &scope {
                 EventScope::All => client.query(
-                    &format!("{COLUMNS} WHERE e.position > $1 ORDER BY e.position LIMIT $2"),
+                    concat!(
+                        columns!(),
+                        " WHERE e.position > $1 ORDER BY e.position LIMIT $2"
+                    ),
                     &[&after, &limit],
                 )?,
                 EventScope::RecordedBy(organization) => client.query(
-                    &format!(
-                        "{COLUMNS} WHERE e.position > $1 AND e.recorded_by = $3
+                    concat!(
+                        columns!(),
+                        " WHERE e.position > $1 AND e.recorded_by = $3
                          ORDER BY e.position LIMIT $2"
                     ),
                     &[&after, &limit, &organization.as_str()],
                 )?,
                 EventScope::Touching(resource) => client.query(
-                    &format!(
-                        "{COLUMNS} WHERE e.position > $1
+                    concat!(
+                        columns!(),
+                        " WHERE e.position > $1
                          AND e.event_id IN (SELECT t.event_id FROM touches t WHERE t.resource = $3)
                          ORDER BY e.position LIMIT $2"
                     ),
@@ -828,16 +811,24 @@ fn resource_and_record(row: &Row) -> Result<(Iri, Record)> {
 /// Applies a page in one transaction (see [`ViewStore::apply`]), and returns the generation of
 /// the views it wrote.
 fn apply_page(
-    client: &mut Client,
+    connection: &mut Connection,
     projector: &str,
     page: &[(LogPosition, Arc<Event>)],
     last: LogPosition,
     methods: &Methods,
     remembered: &mut Remembered,
 ) -> Result<i64> {
+    let Connection { client, statements } = connection;
     let mut transaction = client.transaction()?;
     lock_projector(&mut transaction, projector)?;
-    let generation = write_page(&mut transaction, page, last, methods, remembered)?;
+    let generation = write_page(
+        &mut transaction,
+        statements,
+        page,
+        last,
+        methods,
+        remembered,
+    )?;
     advance(&mut transaction, projector, last)?;
     transaction.commit()?;
     Ok(generation)
@@ -847,13 +838,14 @@ fn apply_page(
 /// transaction (see [`ViewStore::apply_consumed`]); returns how many events were new, and the
 /// generation of the views written when any was.
 fn apply_consumed(
-    client: &mut Client,
+    connection: &mut Connection,
     group: &str,
     events: Vec<Event>,
     offsets: Vec<PartitionOffset>,
     methods: &Methods,
     remembered: &mut Remembered,
 ) -> Result<(usize, Option<i64>)> {
+    let Connection { client, statements } = connection;
     let mut transaction = client.transaction()?;
     // Before reading what the views hold: another process of the group waits until this one
     // has committed, then finds its events.
@@ -874,7 +866,14 @@ fn apply_consumed(
     let page = shared(unseen(events, known, head));
     let generation = match page.last() {
         Some(&(last, _)) => {
-            let generation = write_page(&mut transaction, &page, last, methods, remembered)?;
+            let generation = write_page(
+                &mut transaction,
+                statements,
+                &page,
+                last,
+                methods,
+                remembered,
+            )?;
             advance(&mut transaction, group, last)?;
             Some(generation)
         }
@@ -920,6 +919,7 @@ fn advance(transaction: &mut Transaction<'_>, projector: &str, last: LogPosition
 /// and returns that generation.
 fn write_page(
     transaction: &mut Transaction<'_>,
+    statements: &mut Statements,
     page: &[(LogPosition, Arc<Event>)],
     last: LogPosition,
     methods: &Methods,
@@ -932,7 +932,6 @@ fn write_page(
         )?
         .try_get(0)?;
     let memo = remembered.for_generation(generation);
-    let mut statements = Statements::default();
     let empty: bool = transaction
         .query_one("SELECT NOT EXISTS (SELECT 1 FROM view_events)", &[])?
         .try_get(0)?;
@@ -941,15 +940,15 @@ fn write_page(
         memo.clear();
         let derived = std::thread::scope(|scope| {
             let deriving = scope.spawn(move || derive_first_page(page, methods));
-            let written = store_page(transaction, &mut statements, page);
+            let written = store_page(transaction, statements, page);
             let derived = deriving
                 .join()
                 .map_err(|_| unavailable("deriving the views panicked"))?;
             written.and(derived)
         })?;
-        store_records(transaction, &mut statements, derived, last)?;
+        store_records(transaction, statements, derived, last)?;
     } else {
-        let indexes = store_page(transaction, &mut statements, page)?;
+        let indexes = store_page(transaction, statements, page)?;
         let indexed: Vec<(&Event, EventIndex)> = page
             .iter()
             .map(|(_, event)| event.as_ref())
@@ -987,7 +986,7 @@ fn read_record(
 /// The store as the derivation reads and writes it, inside the transaction applying a page.
 struct PostgresFacts<'a, 't> {
     transaction: &'a mut Transaction<'t>,
-    statements: Statements,
+    statements: &'a mut Statements,
     /// The position of the page's last event, stamped on the footprint versions it issues.
     issued_at: LogPosition,
 }
@@ -1018,7 +1017,7 @@ impl Facts for PostgresFacts<'_, '_> {
     fn flows_from(&mut self, resource: &Iri, since: Option<Timestamp>) -> Result<Vec<Flow>> {
         neighbours(
             self.transaction,
-            &mut self.statements,
+            self.statements,
             Direction::Downstream,
             std::slice::from_ref(resource),
             since.map_or(i64::MIN, |t| t.unix_micros()),
@@ -1155,7 +1154,7 @@ impl Facts for PostgresFacts<'_, '_> {
     }
 
     fn record(&mut self, resource: &Iri) -> Result<Option<Arc<Record>>> {
-        Ok(read_record(self.transaction, &mut self.statements, resource)?.map(Arc::new))
+        Ok(read_record(self.transaction, self.statements, resource)?.map(Arc::new))
     }
 
     fn save(
