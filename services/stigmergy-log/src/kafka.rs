@@ -1211,8 +1211,9 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn the_consumer_waits_for_a_delivered_record_until_its_append_has_written_it() {
+    /// Record 7 delivered, the consumer reaching it, then its append settling with `mirrored`:
+    /// whether the consumer took it as mirrored, once it stopped waiting.
+    async fn consumer_reaching_a_pending_record(mirrored: bool) -> bool {
         let own = Arc::new(OwnRecords::default());
         own.delivered(&partition(), 7);
         let consumer = tokio::spawn({
@@ -1224,24 +1225,25 @@ mod tests {
             !consumer.is_finished(),
             "the record is pending: the consumer waits"
         );
-        own.settle(&[(partition(), 7)], true);
+        own.settle(&[(partition(), 7)], mirrored);
         let taken = tokio::time::timeout(Duration::from_secs(1), consumer).await;
-        assert!(taken.unwrap().unwrap(), "then skips it as mirrored");
+        taken
+            .expect("the consumer stops waiting once the append settled")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_consumer_waits_for_a_delivered_record_until_its_append_has_written_it() {
+        assert!(
+            consumer_reaching_a_pending_record(true).await,
+            "then skips it as mirrored"
+        );
     }
 
     #[tokio::test]
     async fn a_delivered_record_whose_append_failed_is_left_to_the_consumer() {
-        let own = Arc::new(OwnRecords::default());
-        own.delivered(&partition(), 7);
-        let consumer = tokio::spawn({
-            let own = own.clone();
-            async move { own.take(&partition(), 7, PATIENCE).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        own.settle(&[(partition(), 7)], false);
-        let taken = tokio::time::timeout(Duration::from_secs(1), consumer).await;
         assert!(
-            !taken.unwrap().unwrap(),
+            !consumer_reaching_a_pending_record(false).await,
             "the consumer decodes and mirrors it"
         );
     }
