@@ -361,6 +361,18 @@ async fn read_topic(
     .unwrap()
 }
 
+/// A copy of the `BatchFabricated` event `template` as a new batch `batch_id` made from a lot
+/// nobody recorded (what a capture instance racing another might let through).
+fn unrecorded_input_batch(template: &Event, batch_id: &str) -> Event {
+    let mut odd = serde_json::to_value(template).unwrap();
+    odd["eventId"] = json!(uuid::Uuid::now_v7().to_string());
+    odd["subject"] = json!(batch_id);
+    odd["payload"]["batchId"] = json!(batch_id);
+    odd["payload"]["inputs"] = json!([{ "resource": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        "quantity": { "amount": 1, "unit": "KGM" } }]);
+    serde_json::from_value(odd).unwrap()
+}
+
 async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -518,13 +530,7 @@ async fn events_posted_to_capture_reach_gateway_queries_and_a_subscriber_across_
         .find(|stored| stored.event.event_type() == stigmergy_domain::EventType::BatchFabricated)
         .unwrap();
     let odd_batch = format!("urn:uuid:{}", uuid::Uuid::new_v4());
-    let mut odd = serde_json::to_value(&batch_event.event).unwrap();
-    odd["eventId"] = json!(uuid::Uuid::now_v7().to_string());
-    odd["subject"] = json!(odd_batch);
-    odd["payload"]["batchId"] = json!(odd_batch);
-    odd["payload"]["inputs"] = json!([{ "resource": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
-        "quantity": { "amount": 1, "unit": "KGM" } }]);
-    let odd: Event = serde_json::from_value(odd).unwrap();
+    let odd = unrecorded_input_batch(&batch_event.event, &odd_batch);
     let odd_id = odd.event_id.to_string();
     log.append(vec![odd]).await.unwrap();
     eventually("the odd batch in the views", async || {
@@ -660,17 +666,11 @@ async fn kill_one_of_two_projectors(bootstrap: &str, joining: Joining) {
     // One more, written to the topic without capture's rules (as a racing capture instance
     // might): a batch made from a lot nobody recorded. The projectors report it as an anomaly.
     let odd_batch = format!("urn:uuid:{}", uuid::Uuid::new_v4());
-    let mut odd: Value = events
+    let template = events
         .iter()
         .find(|e| e.event_type() == stigmergy_domain::EventType::BatchFabricated)
-        .map(|e| serde_json::to_value(e).unwrap())
         .unwrap();
-    odd["eventId"] = json!(uuid::Uuid::now_v7().to_string());
-    odd["subject"] = json!(odd_batch);
-    odd["payload"]["batchId"] = json!(odd_batch);
-    odd["payload"]["inputs"] = json!([{ "resource": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
-        "quantity": { "amount": 1, "unit": "KGM" } }]);
-    let odd: Event = serde_json::from_value(odd).unwrap();
+    let odd = unrecorded_input_batch(template, &odd_batch);
     log.append(vec![odd.clone()]).await.unwrap();
     let mut events = events;
     events.push(odd);

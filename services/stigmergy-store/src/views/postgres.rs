@@ -193,7 +193,7 @@ impl PostgresViewStore {
     /// Whether `sql`, given the event's id, finds a row.
     async fn has_event(&self, sql: &'static str, event_id: EventId) -> Result<bool> {
         let id = event_id.uuid();
-        self.run(move |client| Ok(client.query_opt(sql, &[&id])?.is_some()))
+        self.run(move |connection| Ok(connection.query_opt(sql, &[&id])?.is_some()))
             .await
     }
 
@@ -276,11 +276,11 @@ impl PostgresViewStore {
     ) -> Result<T> {
         let methods = self.methods.clone();
         let remembered = self.remembered.clone();
-        self.run(move |client| {
+        self.run(move |connection| {
             let mut remembered = remembered
                 .lock()
                 .map_err(|_| unavailable("a views writer panicked"))?;
-            match write(client, &methods, &mut remembered) {
+            match write(connection, &methods, &mut remembered) {
                 Ok((written, generation)) => {
                     if let Some(generation) = generation {
                         remembered.committed(generation);
@@ -305,8 +305,8 @@ impl PostgresViewStore {
     pub async fn upstream_by_recursive_cte(&self, resource: &Iri, max_depth: u32) -> Result<usize> {
         let resource = resource.to_string();
         let max_depth = i32::try_from(max_depth).unwrap_or(i32::MAX);
-        self.run(move |client| {
-            let row = client.query_one(
+        self.run(move |connection| {
+            let row = connection.query_one(
                 "WITH RECURSIVE upstream (node, depth) AS (
                      SELECT $1::text, 0
                      UNION
@@ -405,8 +405,8 @@ fn position_from(row: &Row, column: usize) -> Result<LogPosition> {
 impl ViewStore for PostgresViewStore {
     async fn position(&self, projector: &str) -> Result<LogPosition> {
         let projector = projector.to_owned();
-        self.run(move |client| {
-            match client.query_opt(
+        self.run(move |connection| {
+            match connection.query_opt(
                 "SELECT position FROM projector_positions WHERE projector = $1",
                 &[&projector],
             )? {
@@ -432,8 +432,8 @@ impl ViewStore for PostgresViewStore {
 
     async fn consumed(&self, group: &str) -> Result<Vec<PartitionOffset>> {
         let group = group.to_owned();
-        self.run(move |client| {
-            let rows = client.query(
+        self.run(move |connection| {
+            let rows = connection.query(
                 "SELECT topic, partition, next_offset FROM consumer_offsets
                  WHERE consumer_group = $1 ORDER BY topic COLLATE \"C\", partition",
                 &[&group],
@@ -469,8 +469,8 @@ impl ViewStore for PostgresViewStore {
 
     async fn timeline(&self, resource: &Iri) -> Result<Vec<TimelineEntry>> {
         let resource = resource.to_string();
-        self.run(move |client| {
-            let rows = client.query(
+        self.run(move |connection| {
+            let rows = connection.query(
                 "SELECT e.position, e.envelope, t.role FROM touches t
                  JOIN view_events e ON e.event_id = t.event_id
                  WHERE t.resource = $1
@@ -520,8 +520,8 @@ impl ViewStore for PostgresViewStore {
 
     async fn footprint_versions(&self, resource: &Iri) -> Result<Vec<FootprintVersion>> {
         let resource = resource.clone();
-        self.run(move |client| {
-            let rows = client.query(
+        self.run(move |connection| {
+            let rows = connection.query(
                 "SELECT id, version, status, preceding, issued_at, footprint FROM footprints
                  WHERE resource = $1 ORDER BY version",
                 &[&resource.as_str()],
@@ -547,8 +547,8 @@ impl ViewStore for PostgresViewStore {
     }
 
     async fn footprint_version(&self, id: uuid::Uuid) -> Result<Option<FootprintVersion>> {
-        self.run(move |client| {
-            client
+        self.run(move |connection| {
+            connection
                 .query_opt(
                     concat!(
                         "SELECT ",
@@ -586,8 +586,8 @@ impl ViewStore for PostgresViewStore {
             .resources
             .as_ref()
             .map(|resources| resources.iter().map(Iri::to_string).collect());
-        self.run(move |client| {
-            let rows = client.query(
+        self.run(move |connection| {
+            let rows = connection.query(
                 concat!(
                     "SELECT ",
                     footprint_columns!(),
@@ -610,8 +610,8 @@ impl ViewStore for PostgresViewStore {
     ) -> Result<Option<FootprintProvenance>> {
         let resource = version.resource.to_string();
         let issued_at = i64::try_from(version.issued_at.0).map_err(corrupt)?;
-        self.run(move |client| {
-            let Some(row) = client.query_opt(
+        self.run(move |connection| {
+            let Some(row) = connection.query_opt(
                 "SELECT envelope FROM view_events WHERE position = $1",
                 &[&issued_at],
             )?
@@ -619,7 +619,7 @@ impl ViewStore for PostgresViewStore {
                 return Ok(None);
             };
             let issued = recorded_at(row.try_get(0)?)?;
-            let rows = client.query(
+            let rows = connection.query(
                 "SELECT e.position, t.role, e.envelope FROM touches t
                  JOIN view_events e ON e.event_id = t.event_id
                  WHERE t.resource = $1 AND t.role IN ('created', 'repaired')
@@ -663,7 +663,7 @@ impl ViewStore for PostgresViewStore {
         let scope = scope.clone();
         let after = i64::try_from(after.0).map_err(corrupt)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |client| {
+        self.run(move |connection| {
             macro_rules! columns {
                 () => {
                     "SELECT e.position, e.envelope,
@@ -672,14 +672,14 @@ impl ViewStore for PostgresViewStore {
                 };
             }
             let rows = match &scope {
-                EventScope::All => client.query(
+                EventScope::All => connection.query(
                     concat!(
                         columns!(),
                         " WHERE e.position > $1 ORDER BY e.position LIMIT $2"
                     ),
                     &[&after, &limit],
                 )?,
-                EventScope::RecordedBy(organization) => client.query(
+                EventScope::RecordedBy(organization) => connection.query(
                     concat!(
                         columns!(),
                         " WHERE e.position > $1 AND e.recorded_by = $3
@@ -687,7 +687,7 @@ impl ViewStore for PostgresViewStore {
                     ),
                     &[&after, &limit, &organization.as_str()],
                 )?,
-                EventScope::Touching(resource) => client.query(
+                EventScope::Touching(resource) => connection.query(
                     concat!(
                         columns!(),
                         " WHERE e.position > $1
@@ -713,8 +713,8 @@ impl ViewStore for PostgresViewStore {
 
     async fn records(&self, resources: &[Iri]) -> Result<Vec<(Iri, Record)>> {
         let resources: Vec<String> = resources.iter().map(Iri::to_string).collect();
-        self.run(move |client| {
-            let rows = client.query(
+        self.run(move |connection| {
+            let rows = connection.query(
                 "SELECT resource, record FROM records WHERE resource = ANY($1)",
                 &[&resources],
             )?;
@@ -726,8 +726,8 @@ impl ViewStore for PostgresViewStore {
     async fn search(&self, text: &str, limit: usize) -> Result<Vec<(Iri, Record)>> {
         let text = text.to_lowercase();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |client| {
-            let rows = client.query(
+        self.run(move |connection| {
+            let rows = connection.query(
                 "SELECT resource, record FROM records
                  WHERE strpos(lower(record::jsonb ->> 'name'), $1) > 0
                  ORDER BY resource COLLATE \"C\" LIMIT $2",
@@ -740,8 +740,8 @@ impl ViewStore for PostgresViewStore {
 
     async fn holders(&self, resource: &Iri) -> Result<Vec<(OrganizationId, Held)>> {
         let resource = resource.clone();
-        self.run(move |client| {
-            let rows = client.query(
+        self.run(move |connection| {
+            let rows = connection.query(
                 "SELECT m.organization, m.unit,
                  sum(CASE WHEN m.inflow THEN m.amount ELSE -m.amount END) AS held
                  FROM movements m WHERE m.resource = $1
@@ -768,10 +768,10 @@ impl ViewStore for PostgresViewStore {
     async fn held_by(&self, organization: &OrganizationId, limit: usize) -> Result<Vec<Held>> {
         let organization = organization.to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |client| {
+        self.run(move |connection| {
             // Every movement is the recording organisation's own (see `EventIndex::of`), so
             // the organisation's events find its movements.
-            let rows = client.query(
+            let rows = connection.query(
                 "SELECT m.resource, m.unit,
                  sum(CASE WHEN m.inflow THEN m.amount ELSE -m.amount END) AS held
                  FROM view_events e JOIN movements m ON m.event_id = e.event_id
