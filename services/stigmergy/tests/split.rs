@@ -8,7 +8,9 @@
 //!   equal a clean replay of the topics from offset zero (on tansu, and on librdkafka's mock
 //!   cluster, whose group coordinator hands a dead member's partitions to the survivor);
 //! - the broker is killed and restarted while a client appends: capture answers 503 (never a
-//!   success) while it is down, and every acknowledged event reaches the views once.
+//!   success) while it is down, and every acknowledged event reaches the views once;
+//! - `stigmergy export` on the topics and the PostgreSQL views writes every event once and each
+//!   resource's document as the gateway serves it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -607,6 +609,89 @@ async fn events_posted_to_capture_reach_gateway_queries_and_a_subscriber_across_
         .map(|(_, value)| value)
         .unwrap();
     assert_eq!(told["anomaly"]["kind"], "unresolvedReference", "{told:#}");
+
+    // An open-data snapshot of the split deployment: `stigmergy export` in a process of its
+    // own, reading the topics (into a mirror of its own) and the PostgreSQL views.
+    let mut every_id = ids.clone();
+    every_id.extend([id, odd_id]);
+    eventually("every event in the views", async || {
+        (database.event_ids().len() == every_id.len()).then_some(())
+    })
+    .await;
+    let place = tempfile::tempdir().unwrap();
+    let out = place.path().join("snapshot");
+    let output = command(
+        "export",
+        &broker.url(),
+        &database,
+        &place.path().join("data"),
+        &[],
+    )
+    .arg("--out")
+    .arg(&out)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .output()
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "the export failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Every event of the topics once, each line as capture serves it.
+    let ndjson = std::fs::read_to_string(out.join("events.ndjson")).unwrap();
+    let mut exported = BTreeSet::new();
+    for line in ndjson.lines() {
+        let event: Value = serde_json::from_str(line).unwrap();
+        let event_id = event["eventId"].as_str().unwrap().to_owned();
+        let served = reqwest::get(format!("{}/v1/events/{event_id}", capture.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(line, served, "event {event_id}");
+        assert!(exported.insert(event_id), "an event exported twice");
+    }
+    assert_eq!(exported, every_id);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["counts"]["events"], every_id.len(), "{manifest:#}");
+    assert_eq!(manifest["counts"]["pending"], 0, "{manifest:#}");
+    // Each resource's document as the gateway serves it, byte for byte.
+    let entries = manifest["files"].as_array().unwrap();
+    for resource in &resources {
+        let entry = entries
+            .iter()
+            .find(|entry| entry["iri"] == resource.as_str())
+            .unwrap_or_else(|| panic!("no document exported for {resource}: {manifest:#}"));
+        let file = std::fs::read_to_string(out.join(entry["path"].as_str().unwrap())).unwrap();
+        let served = reqwest::Client::new()
+            .get(format!(
+                "{}/id/{}",
+                gateway.base,
+                stigmergy_domain::views::document::encode_segment(resource.as_str())
+            ))
+            .header("accept", "application/ld+json")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(file, served, "the exported document of {resource}");
+    }
+    let check = std::process::Command::new("sha256sum")
+        .args(["--check", "--strict", "SHA256SUMS"])
+        .current_dir(&out)
+        .output()
+        .expect("sha256sum runs");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
