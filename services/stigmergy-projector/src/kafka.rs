@@ -9,6 +9,13 @@
 //! partition next starts there. An event read twice is applied once: the store skips ids it
 //! holds. The views converge whatever the interleaving across partitions.
 //!
+//! Into a views store that holds no events yet, a member's first page is what its partitions
+//! held when it read its first record (up to their high watermarks then, at most
+//! `first_page_size` events; it ends sooner when its assignment changes or nothing comes for
+//! two seconds), which the store derives in memory and writes in bulk: catching up from zero (a
+//! new deployment, a rebuild into a fresh database) costs a fraction of applying the same events
+//! page after page.
+//!
 //! After each page, a member publishes the open-metadata document (JSON-LD, as `GET /id/{id}`
 //! answers it: `stigmergy_store::document`) of every resource the page's events touch, and of
 //! everything downstream of those, on `stigmergy.metadata.v1` (compacted, keyed by the
@@ -21,14 +28,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
@@ -37,7 +44,7 @@ use stigmergy_domain::views::{Direction, EventIndex};
 use stigmergy_domain::{Event, Iri, LogPosition};
 use stigmergy_log::kafka::{self, ANOMALIES_TOPIC, KafkaConfig, METADATA_TOPIC, STAGE_TOPICS};
 use stigmergy_store::document::gather;
-use stigmergy_store::{PartitionOffset, ViewStore};
+use stigmergy_store::{EventScope, PartitionOffset, ViewStore};
 use tokio::runtime::Handle;
 use tracing::{error, info, info_span, warn};
 
@@ -49,6 +56,10 @@ pub const DEFAULT_GROUP: &str = "stigmergy-views";
 /// Most events applied in one transaction by a group member, unless configured otherwise.
 pub const DEFAULT_GROUP_PAGE_SIZE: usize = 5_000;
 
+/// How long a member catching up waits for a record before it applies what it read (its
+/// partitions hold no more, or the broker stalls).
+const CATCH_UP_IDLE: Duration = Duration::from_secs(2);
+
 /// A views projector that is one member of a consumer group.
 #[derive(Clone, Debug)]
 pub struct GroupProjector {
@@ -56,6 +67,7 @@ pub struct GroupProjector {
     group: String,
     store: Arc<dyn ViewStore>,
     page_size: usize,
+    first_page_size: usize,
     publish: bool,
     documents: Documents,
 }
@@ -125,6 +137,7 @@ impl GroupProjector {
             group: group.into(),
             store,
             page_size: DEFAULT_GROUP_PAGE_SIZE,
+            first_page_size: crate::DEFAULT_FIRST_PAGE_SIZE,
             publish: true,
             documents: Documents::default(),
         }
@@ -148,14 +161,24 @@ impl GroupProjector {
         self
     }
 
+    /// Most events in the first page applied into a views store that holds no events (read up
+    /// to the partitions' high watermarks when the member started, derived in memory). At most
+    /// the page size turns the catch-up page off.
+    pub fn with_first_page_size(mut self, first_page_size: usize) -> Self {
+        self.first_page_size = first_page_size.max(1);
+        self
+    }
+
     /// Joins the group and applies what it is given, on a thread of its own, until stopped.
     /// `runtime` runs the store's calls. The topics must exist (`kafka::ensure_topics`).
     pub fn start(self, runtime: Handle) -> Result<Running> {
+        let rebalances = Arc::new(AtomicU64::new(0));
         let context = Rebalancing {
             store: self.store.clone(),
             group: self.group.clone(),
             publish: self.publish,
             runtime: runtime.clone(),
+            rebalances: rebalances.clone(),
         };
         let publisher: Option<FutureProducer> = if self.publish {
             Some(
@@ -191,7 +214,15 @@ impl GroupProjector {
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name(format!("projector-{}", self.group))
-            .spawn(move || self.consume(&consumer, publisher.as_ref(), &stopping, &runtime))
+            .spawn(move || {
+                self.consume(
+                    &consumer,
+                    publisher.as_ref(),
+                    &stopping,
+                    &rebalances,
+                    &runtime,
+                )
+            })
             .map_err(|e| crate::Error::Kafka(e.to_string()))?;
         Ok(Running { stop, thread })
     }
@@ -201,32 +232,39 @@ impl GroupProjector {
         consumer: &BaseConsumer<Rebalancing>,
         publisher: Option<&FutureProducer>,
         stop: &AtomicBool,
+        rebalances: &AtomicU64,
         runtime: &Handle,
     ) -> Result<()> {
         info!(group = %self.group, "projector joined its consumer group");
+        // Into a store that holds no events, the first page runs up to the partitions' high
+        // watermarks (see the module's documentation).
+        let mut catching_up = self.first_page_size > self.page_size && self.holds_nothing(runtime);
+        let mut catch_up: Option<CatchUp> = None;
         let mut page = Page::default();
         while !stop.load(Ordering::SeqCst) {
-            let wait = if page.events.is_empty() {
+            let wait = if catch_up.is_some() {
+                CATCH_UP_IDLE
+            } else if page.events.is_empty() {
                 Duration::from_millis(100)
             } else {
                 Duration::ZERO
             };
             match consumer.poll(wait) {
                 Some(Ok(message)) => {
-                    page.offsets.insert(
-                        (message.topic().to_owned(), message.partition()),
-                        message.offset() + 1,
-                    );
-                    match kafka::decode(&message) {
-                        Ok(event) => {
-                            kafka::continue_trace(&page.span, &message);
-                            page.events.push(event);
-                        }
-                        Err(failure) => {
-                            error!(error = %failure, "skipping a record that is not an event");
-                        }
-                    }
-                    if page.events.len() < self.page_size {
+                    let partition = (message.topic().to_owned(), message.partition());
+                    let next = message.offset() + 1;
+                    page.events.extend(decoded(&page.span, &message));
+                    let complete = if catching_up {
+                        let first = catch_up.get_or_insert_with(|| {
+                            CatchUp::start(consumer, rebalances, &self.config)
+                        });
+                        first.read(&partition, next);
+                        first.is_done(rebalances) || page.events.len() >= self.first_page_size
+                    } else {
+                        page.events.len() >= self.page_size
+                    };
+                    page.offsets.insert(partition, next);
+                    if !complete {
                         continue;
                     }
                 }
@@ -237,6 +275,11 @@ impl GroupProjector {
                 None if page.offsets.is_empty() => continue,
                 None => {}
             }
+            if catching_up {
+                info!(group = %self.group, events = page.events.len(), "first page read: applying it");
+                catching_up = false;
+                catch_up = None;
+            }
             let full = std::mem::take(&mut page);
             self.apply(full, publisher, stop, runtime);
         }
@@ -246,6 +289,13 @@ impl GroupProjector {
         consumer.unsubscribe();
         info!(group = %self.group, "projector left its consumer group");
         Ok(())
+    }
+
+    /// Whether the views store holds no event yet (when it cannot tell: no).
+    fn holds_nothing(&self, runtime: &Handle) -> bool {
+        runtime
+            .block_on(self.store.events(&EventScope::All, LogPosition(0), 1))
+            .is_ok_and(|events| events.is_empty())
     }
 
     /// Applies a page, and publishes what it touched, each tried again until it works or the
@@ -394,6 +444,21 @@ fn persist<T>(what: &str, stop: &AtomicBool, mut work: impl FnMut() -> Result<T>
     }
 }
 
+/// The event a record holds (none when it holds no event: logged and skipped), its trace
+/// linked to `span`.
+fn decoded(span: &tracing::Span, message: &BorrowedMessage<'_>) -> Option<Event> {
+    match kafka::decode(message) {
+        Ok(event) => {
+            kafka::continue_trace(span, message);
+            Some(event)
+        }
+        Err(failure) => {
+            error!(error = %failure, "skipping a record that is not an event");
+            None
+        }
+    }
+}
+
 /// Enqueues one JSON record of `content_type`, waiting while the producer's queue is full.
 async fn send(
     producer: &FutureProducer,
@@ -445,12 +510,73 @@ impl Default for Page {
     }
 }
 
+/// Where a member catching up stops reading its first page: the high watermark of each
+/// partition it was assigned when it read its first record.
+struct CatchUp {
+    /// The partitions still to read up to, with their high watermarks.
+    targets: BTreeMap<(String, i32), i64>,
+    /// The number of rebalances when it started: after another, the first page is applied.
+    rebalances: u64,
+}
+
+impl CatchUp {
+    fn start(
+        consumer: &BaseConsumer<Rebalancing>,
+        rebalances: &AtomicU64,
+        config: &KafkaConfig,
+    ) -> Self {
+        let rebalances = rebalances.load(Ordering::SeqCst);
+        let mut targets = BTreeMap::new();
+        match consumer.assignment() {
+            Ok(assignment) => {
+                for element in assignment.elements() {
+                    let (topic, partition) = (element.topic(), element.partition());
+                    match consumer.fetch_watermarks(topic, partition, config.delivery_timeout) {
+                        Ok((low, high)) if high > low => {
+                            targets.insert((topic.to_owned(), partition), high);
+                        }
+                        Ok(_) => {}
+                        Err(failure) => {
+                            // Then the page ends when nothing comes for a while.
+                            warn!(error = %failure, topic, partition, "cannot read a partition's high watermark");
+                            targets.insert((topic.to_owned(), partition), i64::MAX);
+                        }
+                    }
+                }
+            }
+            Err(failure) => warn!(error = %failure, "cannot read the assignment"),
+        }
+        Self {
+            targets,
+            rebalances,
+        }
+    }
+
+    /// Notes that the member read `partition` up to `next` (exclusive).
+    fn read(&mut self, partition: &(String, i32), next: i64) {
+        if self
+            .targets
+            .get(partition)
+            .is_some_and(|high| next >= *high)
+        {
+            self.targets.remove(partition);
+        }
+    }
+
+    /// Whether every partition was read up to its target, or the assignment changed.
+    fn is_done(&self, rebalances: &AtomicU64) -> bool {
+        self.targets.is_empty() || rebalances.load(Ordering::SeqCst) != self.rebalances
+    }
+}
+
 /// Assigns partitions at the offsets the store holds for the group.
 struct Rebalancing {
     store: Arc<dyn ViewStore>,
     group: String,
     publish: bool,
     runtime: Handle,
+    /// How many times the assignment changed.
+    rebalances: Arc<AtomicU64>,
 }
 
 impl ClientContext for Rebalancing {}
@@ -502,6 +628,7 @@ impl ConsumerContext for Rebalancing {
         err: RDKafkaRespErr,
         partitions: &mut TopicPartitionList,
     ) {
+        self.rebalances.fetch_add(1, Ordering::SeqCst);
         let outcome = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let stored = self.stored_offsets();

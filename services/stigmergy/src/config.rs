@@ -57,6 +57,10 @@ pub struct KafkaSettings {
     pub group: String,
     /// Most events a projector applies in one transaction.
     pub page_size: usize,
+    /// Most events in a projector's first page into a views store that holds no events: it
+    /// reads its partitions up to their high watermarks, and the store derives the page in
+    /// memory. At most `page_size` turns this off.
+    pub first_page_size: usize,
     /// Whether projectors publish records and anomalies on the metadata and anomalies topics.
     pub publish: bool,
 }
@@ -70,6 +74,7 @@ impl Default for KafkaSettings {
             linger_ms: 2,
             group: stigmergy_projector::kafka::DEFAULT_GROUP.to_owned(),
             page_size: stigmergy_projector::kafka::DEFAULT_GROUP_PAGE_SIZE,
+            first_page_size: stigmergy_projector::DEFAULT_FIRST_PAGE_SIZE,
             publish: true,
         }
     }

@@ -74,13 +74,15 @@ enum Command {
         /// The consumer group to join (Kafka only; `[kafka] group`, default `stigmergy-views`).
         #[arg(long)]
         group: Option<String>,
-        /// Events applied per transaction.
-        #[arg(long, default_value_t = stigmergy_projector::DEFAULT_PAGE_SIZE)]
-        page_size: usize,
-        /// Events applied in the first transaction, into a store at position 0 (indexed and
-        /// derived in memory when the store holds no events yet).
-        #[arg(long, default_value_t = stigmergy_projector::DEFAULT_FIRST_PAGE_SIZE)]
-        first_page_size: usize,
+        /// Events applied per transaction (default 50000; on Kafka, `[kafka] page_size`,
+        /// default 5000).
+        #[arg(long)]
+        page_size: Option<usize>,
+        /// Events applied in the first transaction into a store that holds no events yet,
+        /// indexed and derived in memory (default 1000000; on Kafka, `[kafka] first_page_size`:
+        /// what the partitions held when the projector joined, up to this many).
+        #[arg(long)]
+        first_page_size: Option<usize>,
     },
     /// Writes an open-data snapshot into a directory: every event of the log as NDJSON, every
     /// resource's JSON-LD document as `GET /id/{id}` serves it, the JSON-LD context, a manifest
@@ -184,11 +186,17 @@ fn main() -> anyhow::Result<()> {
             if let Some(group) = group {
                 config.kafka.group = group;
             }
+            if let Some(size) = page_size {
+                config.kafka.page_size = size;
+            }
+            if let Some(first) = first_page_size {
+                config.kafka.first_page_size = first;
+            }
             runtime()?.block_on(project(
                 config,
                 stigmergy::project::Pages {
-                    size: page_size,
-                    first: first_page_size,
+                    size: page_size.unwrap_or(stigmergy_projector::DEFAULT_PAGE_SIZE),
+                    first: first_page_size.unwrap_or(stigmergy_projector::DEFAULT_FIRST_PAGE_SIZE),
                 },
             ))
         }

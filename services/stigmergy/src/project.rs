@@ -82,6 +82,7 @@ pub async fn run_group(config: &Config, brokers: &str) -> anyhow::Result<()> {
     };
     let running = GroupProjector::new(kafka, config.kafka.group.clone(), views)
         .with_page_size(config.kafka.page_size)
+        .with_first_page_size(config.kafka.first_page_size)
         .with_publishing(config.kafka.publish)
         .with_documents(documents)
         .start(tokio::runtime::Handle::current())?;

@@ -762,14 +762,16 @@ async fn kill_one_of_two_projectors(bootstrap: &str, joining: Joining) {
 
     let total = events.len() as i64;
     let applied = |database: &Database| database.applied();
-    let mut first = Service::projector(&url, &database, "views", false);
+    // Page after page from the first (no catch-up page), so that the kill lands mid-stream.
+    let paged = [("STIGMERGY__KAFKA__FIRST_PAGE_SIZE", "100".to_owned())];
+    let mut first = Service::projector_with(&url, &database, "views", false, &paged);
     if joining == Joining::Staggered {
         eventually("the first projector at work", async || {
             (applied(&database) > 0).then_some(())
         })
         .await;
     }
-    let second = Service::projector(&url, &database, "views", false);
+    let second = Service::projector_with(&url, &database, "views", false, &paged);
     if joining == Joining::Together {
         let all = usize::try_from(PARTITIONS).unwrap() * 5;
         let shares = eventually("both projectors holding a share", async || {
@@ -817,7 +819,8 @@ async fn kill_one_of_two_projectors(bootstrap: &str, joining: Joining) {
         "an offset per partition of the 5 topics"
     );
 
-    // A clean replay from offset zero, by a new group into a new database.
+    // A clean replay from offset zero, by a new group into a new database (in one page, derived
+    // in memory: the store holds no events).
     let clean = Database::create();
     let replay = Service::projector(&url, &clean, "replay", false);
     eventually("the clean replay", async || {
@@ -852,6 +855,84 @@ async fn kill_one_of_two_projectors(bootstrap: &str, joining: Joining) {
         "killed one of two projectors at {at_kill} of {total} events; {} resources compared",
         resources.len()
     );
+}
+
+/// How many times the views of a database were written: once more for each page applied (and
+/// when they were reset, as on a database's first opening).
+fn generation(database: &Database) -> i64 {
+    database.count("SELECT generation FROM view_writes")
+}
+
+/// The views of a fresh database, opened (and so created) before a projector writes them, with
+/// their generation then.
+fn opened_views(database: &Database) -> (PostgresViewStore, i64) {
+    let store = PostgresViewStore::connect(&database.url, Methods::default()).unwrap();
+    (store, generation(database))
+}
+
+/// A projector joining into a views database that holds no events applies what the topics held
+/// in one first page (derived in memory), then what comes later in pages of `[kafka] page_size`;
+/// the views equal those of a projector that applied everything page by page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_into_an_empty_store_catches_up_in_one_page_then_applies_pages() {
+    let broker = Broker::start();
+    let url = broker.url();
+    let mix = stigmergy_testkit::Mix {
+        events: 900,
+        organizations: 4,
+        hub_lots: 1,
+        retraction_rate: 0.01,
+        ..stigmergy_testkit::Mix::default()
+    };
+    let events: Vec<Event> = stigmergy_testkit::Generator::new(29, &mix).collect();
+    let (held, later) = events.split_at(600);
+    let mut kafka = KafkaConfig::new(broker.bootstrap());
+    kafka.partitions = PARTITIONS;
+    let mirror = tempfile::tempdir().unwrap();
+    let log = KafkaLog::open(kafka, mirror.path()).await.unwrap();
+    for chunk in held.chunks(100) {
+        log.append(chunk.to_vec()).await.unwrap();
+    }
+
+    let database = Database::create();
+    let (caught_up, opened) = opened_views(&database);
+    let _projector = Service::projector(&url, &database, "views", false);
+    eventually("what the topics held in the views", async || {
+        (database.applied() == 600).then_some(())
+    })
+    .await;
+    assert_eq!(generation(&database) - opened, 1, "caught up in one page");
+    for chunk in later.chunks(50) {
+        log.append(chunk.to_vec()).await.unwrap();
+    }
+    eventually("what came later in the views", async || {
+        (database.applied() == 900).then_some(())
+    })
+    .await;
+    let pages = generation(&database) - opened;
+    assert!(
+        pages >= 4,
+        "300 events after the first page, in pages of at most 100: {pages}"
+    );
+
+    // The same events, page by page from the first, in another group and database.
+    let paged = Database::create();
+    let (paged_views, opened) = opened_views(&paged);
+    let _paged = Service::projector_with(
+        &url,
+        &paged,
+        "paged",
+        false,
+        &[("STIGMERGY__KAFKA__FIRST_PAGE_SIZE", "100".to_owned())],
+    );
+    eventually("the paged views", async || {
+        (paged.applied() == 900).then_some(())
+    })
+    .await;
+    assert!(generation(&paged) - opened >= 9, "pages of at most 100");
+    for resource in &support::views::touched(&events) {
+        support::views::assert_same_record(resource, &caught_up, &paged_views).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
