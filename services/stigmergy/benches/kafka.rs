@@ -25,8 +25,10 @@
 //!    the beginning, decoding every record (`kafka::decode`) until it reaches the high
 //!    watermarks. The projector is `stigmergy project --log kafka://… --store postgres://<a
 //!    fresh database> --group <a fresh group>`, timed from its start until the views hold every
-//!    event (`SELECT count(*) FROM view_events`, polled every 50 ms), and charged its process's
-//!    CPU and that of the PostgreSQL backends serving its database. Then again, into another
+//!    event (`SELECT count(*) FROM view_events`, polled every 50 ms) and it has published the
+//!    documents of every page it applied (its offsets under `<group>.published` add up to the
+//!    applied ones), and charged its process's CPU and that of the PostgreSQL backends serving
+//!    its database. Then again, into another
 //!    fresh database in another group, with `STIGMERGY__KAFKA__PUBLISH=false`: without
 //!    publishing records and anomalies on the metadata and anomalies topics after each page.
 //!
@@ -1017,8 +1019,20 @@ fn alive(pid: u32) -> bool {
     })
 }
 
+/// Whether the projectors of `group` have published the documents of every page they applied:
+/// their published offsets (kept under `<group>.published`) add up to the applied ones.
+fn published_all(client: &mut postgres::Client, group: &str) -> anyhow::Result<bool> {
+    let row = client.query_one(
+        "SELECT (SELECT COALESCE(SUM(next_offset), 0) FROM consumer_offsets WHERE consumer_group = $1)
+              = (SELECT COALESCE(SUM(next_offset), -1) FROM consumer_offsets WHERE consumer_group = $2)",
+        &[&group, &format!("{group}.published")],
+    )?;
+    Ok(row.try_get(0)?)
+}
+
 /// `stigmergy project` into a fresh database in a fresh group, until the views hold every
-/// event `consumed` counted; `publish` sets `STIGMERGY__KAFKA__PUBLISH` when given.
+/// event `consumed` counted and, when it publishes, until it has published the documents of
+/// every page; `publish` sets `STIGMERGY__KAFKA__PUBLISH` when given.
 async fn projector_path(
     bootstrap: &str,
     postgres: &str,
@@ -1061,9 +1075,11 @@ async fn projector_path(
     let wanted = i64::try_from(consumed.events)?;
     let url = database.url.clone();
     let name = database.name.clone();
-    let (first, done, threads, cpu, postgres_cpu) = tokio::task::spawn_blocking(move || {
+    let publishing = publish != Some(false);
+    let (first, views, done, threads, cpu, postgres_cpu) = tokio::task::spawn_blocking(move || {
         let mut client = postgres::Client::connect(&url, NoTls)?;
         let mut first = None;
+        let mut views = None;
         let deadline = started + PATIENCE;
         loop {
             let held = applied(&mut client)?;
@@ -1071,7 +1087,10 @@ async fn projector_path(
                 first.get_or_insert_with(Instant::now);
             }
             if held >= wanted {
-                break;
+                views.get_or_insert_with(Instant::now);
+                if !publishing || published_all(&mut client, &group)? {
+                    break;
+                }
             }
             ensure!(alive(pid), "the projector exited (see its log above)");
             ensure!(
@@ -1084,7 +1103,7 @@ async fn projector_path(
         let threads = ThreadTimes::of(pid);
         let cpu = process_cpu(pid).context("cannot read the projector's CPU")?;
         let postgres_cpu = backends_cpu(&mut client, &name)?;
-        anyhow::Ok((first, done, threads, cpu, postgres_cpu))
+        anyhow::Ok((first, views, done, threads, cpu, postgres_cpu))
     })
     .await??;
     let broker_after = broker.and_then(process_cpu);
@@ -1108,9 +1127,16 @@ async fn projector_path(
         value_bytes: None,
         threads: threads.since(&ThreadTimes::empty(), &[], thread_group),
         note: format!(
-            "from process start: partitions assigned at {} s, first event in the views at {} s",
+            "from process start: partitions assigned at {} s, first event in the views at {} s, \
+             every event at {} s{}",
             since(assigned),
-            since(first)
+            since(first),
+            since(views),
+            if publishing {
+                ", every document published at the end"
+            } else {
+                ""
+            }
         ),
     })
 }
