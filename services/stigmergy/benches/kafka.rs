@@ -28,9 +28,9 @@
 //!    event (`SELECT count(*) FROM view_events`, polled every 50 ms) and it has published the
 //!    documents of every page it applied (its offsets under `<group>.published` add up to the
 //!    applied ones), and charged its process's CPU and that of the PostgreSQL backends serving
-//!    its database. Then again, into another
-//!    fresh database in another group, with `STIGMERGY__KAFKA__PUBLISH=false`: without
-//!    publishing records and anomalies on the metadata and anomalies topics after each page.
+//!    its database. Then again, into another fresh database in another group, with
+//!    `STIGMERGY__KAFKA__PUBLISH=false`: without publishing records and anomalies on the
+//!    metadata and anomalies topics after each page.
 //!
 //! With the throwaway broker, each path of step 1 gets a fresh one (tansu reads a record slower
 //! the more its partition holds); step 2 runs on capture's. The broker's CPU in each

@@ -271,11 +271,7 @@ async fn the_demo_exports_every_event_and_every_document_as_served() {
     // SHA256SUMS: what `sha256sum -c` checks, every file but itself; it fails on a change.
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     assert_eq!(sums.lines().count(), entries.len() + 1);
-    let check = std::process::Command::new("sha256sum")
-        .args(["--check", "--strict", "SHA256SUMS"])
-        .current_dir(&out)
-        .output()
-        .expect("sha256sum runs");
+    let check = support::check_sums(&out, "--strict");
     assert!(
         check.status.success(),
         "{}{}",
@@ -290,11 +286,7 @@ async fn the_demo_exports_every_event_and_every_document_as_served() {
         entries.len() + 1
     );
     std::fs::write(out.join(long_path), "{}").unwrap();
-    let check = std::process::Command::new("sha256sum")
-        .args(["--check", "--quiet", "SHA256SUMS"])
-        .current_dir(&out)
-        .output()
-        .unwrap();
+    let check = support::check_sums(&out, "--quiet");
     assert!(
         !check.status.success(),
         "a changed document passed the check"

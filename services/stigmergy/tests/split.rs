@@ -682,11 +682,7 @@ async fn events_posted_to_capture_reach_gateway_queries_and_a_subscriber_across_
             .unwrap();
         assert_eq!(file, served, "the exported document of {resource}");
     }
-    let check = std::process::Command::new("sha256sum")
-        .args(["--check", "--strict", "SHA256SUMS"])
-        .current_dir(&out)
-        .output()
-        .expect("sha256sum runs");
+    let check = support::check_sums(&out, "--strict");
     assert!(
         check.status.success(),
         "{}",

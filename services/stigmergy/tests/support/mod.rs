@@ -13,6 +13,16 @@ use tempfile::TempDir;
 
 pub const OPERATOR_TOKEN: &str = "test-operator-token";
 
+/// The real `sha256sum --check` of the `SHA256SUMS` in an export's directory `dir`, with `mode`
+/// (`--strict`, `--quiet`).
+pub fn check_sums(dir: &std::path::Path, mode: &str) -> std::process::Output {
+    std::process::Command::new("sha256sum")
+        .args(["--check", mode, "SHA256SUMS"])
+        .current_dir(dir)
+        .output()
+        .expect("sha256sum runs")
+}
+
 /// A running application and a client for it.
 pub struct TestApp {
     pub base: String,
