@@ -7,6 +7,8 @@
 //! - two projectors share the partitions; one is killed with SIGKILL mid-stream, and the views
 //!   equal a clean replay of the topics from offset zero (on tansu, and on librdkafka's mock
 //!   cluster, whose group coordinator hands a dead member's partitions to the survivor);
+//! - a projector joining into an empty views database applies what the topics held in one page,
+//!   then pages, and its views equal a page-by-page projector's;
 //! - the broker is killed and restarted while a client appends: capture answers 503 (never a
 //!   success) while it is down, and every acknowledged event reaches the views once;
 //! - `stigmergy export` on the topics and the PostgreSQL views writes every event once and each
