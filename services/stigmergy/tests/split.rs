@@ -296,6 +296,23 @@ async fn post(base: &str, key: &str, path: &str, body: &Value) -> (u16, Value) {
     }
 }
 
+/// The JSON-LD document the gateway serves for `resource`, as text.
+async fn document(gateway: &Service, resource: &stigmergy_domain::Iri) -> String {
+    reqwest::Client::new()
+        .get(format!(
+            "{}/id/{}",
+            gateway.base,
+            stigmergy_domain::views::document::encode_segment(resource.as_str())
+        ))
+        .header("accept", "application/ld+json")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn organization(capture: &Service, name: &str) -> (String, String) {
     let (status, body) = post(
         &capture.base,
@@ -583,16 +600,7 @@ async fn events_posted_to_capture_reach_gateway_queries_and_a_subscriber_across_
             published["@context"],
             format!("{PUBLIC_URL}/context/v1.jsonld")
         );
-        let served: Value = reqwest::get(format!(
-            "{}/id/{}",
-            gateway.base,
-            stigmergy_domain::views::document::encode_segment(resource.as_str())
-        ))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        let served: Value = serde_json::from_str(&document(&gateway, resource).await).unwrap();
         assert_eq!(
             published["version"], served["version"],
             "the last document published for {resource} is not the one served: {published:#} {served:#}"
@@ -669,19 +677,7 @@ async fn events_posted_to_capture_reach_gateway_queries_and_a_subscriber_across_
             .find(|entry| entry["iri"] == resource.as_str())
             .unwrap_or_else(|| panic!("no document exported for {resource}: {manifest:#}"));
         let file = std::fs::read_to_string(out.join(entry["path"].as_str().unwrap())).unwrap();
-        let served = reqwest::Client::new()
-            .get(format!(
-                "{}/id/{}",
-                gateway.base,
-                stigmergy_domain::views::document::encode_segment(resource.as_str())
-            ))
-            .header("accept", "application/ld+json")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let served = document(&gateway, resource).await;
         assert_eq!(file, served, "the exported document of {resource}");
     }
     let check = support::check_sums(&out, "--strict");
