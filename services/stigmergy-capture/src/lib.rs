@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod metrics;
 pub mod problem;
 mod routes;
 pub mod schemas;
@@ -68,6 +69,7 @@ pub struct Capture {
     pub log: Arc<dyn EventLog>,
     pub directory: OrganizationDirectory,
     pub operator: auth::OperatorToken,
+    pub metrics: metrics::CaptureMetrics,
 }
 
 /// How long a request waits for the sequencer to be ready before it is answered 503.
@@ -96,6 +98,28 @@ impl Capture {
     /// accepted or none. `POST /v1/events` and the gateway's `recordEvents` mutation both come
     /// here, so they validate, refuse and deduplicate alike.
     pub async fn record(
+        &self,
+        organization: Organization,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<Recorded, Problem> {
+        let outcome = self
+            .record_unmetered(organization, content_type, bytes)
+            .await;
+        match &outcome {
+            Ok(recorded) => {
+                let duplicates = recorded.receipts.iter().filter(|r| r.duplicate).count();
+                self.metrics.recorded(
+                    (recorded.receipts.len() - duplicates) as u64,
+                    duplicates as u64,
+                );
+            }
+            Err(problem) => self.metrics.refused(problem.kind),
+        }
+        outcome
+    }
+
+    async fn record_unmetered(
         &self,
         organization: Organization,
         content_type: &str,
@@ -165,7 +189,10 @@ impl Capture {
                  nothing was recorded, retry later",
             ));
         }
-        match self.sequencer.submit(organization.id, submissions).await {
+        let admitted = std::time::Instant::now();
+        let appended = self.sequencer.submit(organization.id, submissions).await;
+        self.metrics.appended(admitted.elapsed());
+        match appended {
             Ok(receipts) => Ok(Recorded { receipts }),
             Err(SequencerError::Refused { index, refusal }) => {
                 let status = match refusal.rule.class() {

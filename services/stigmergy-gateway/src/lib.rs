@@ -10,6 +10,7 @@
 //! it live, from one follower shared by every subscriber ([`live`]).
 
 pub mod live;
+pub mod metrics;
 mod mutation;
 pub mod open;
 pub mod pact;
@@ -90,12 +91,18 @@ pub struct Sources {
     pub projector: String,
     /// The public base URL of item pages and documents ([`open`]).
     pub public_url: open::PublicUrl,
+    /// What the gateway counts for `/metrics`.
+    pub metrics: metrics::GatewayMetrics,
 }
 
 /// Builds the schema, and starts following the log for subscribers (so it must be called
 /// inside a Tokio runtime).
 pub fn schema(sources: Sources, limits: Limits) -> GatewaySchema {
-    let live = Live::start(sources.capture.log.clone(), limits.subscription_buffer);
+    let live = Live::start(
+        sources.capture.log.clone(),
+        limits.subscription_buffer,
+        sources.metrics,
+    );
     let loader = DataLoader::new(RecordLoader(sources.views.clone()), tokio::spawn);
     builder(limits)
         .data(sources.views)

@@ -21,6 +21,7 @@ use stigmergy_log::{EventLog, StoredEvent};
 use stigmergy_store::ViewStore;
 use tokio::sync::broadcast;
 
+use crate::metrics::{GatewayMetrics, OpenSubscription};
 use crate::query::{EventEdge, EventFilter, Filter, cursor_after};
 use crate::resource::AnomalyView;
 use crate::{Projector, views};
@@ -35,6 +36,7 @@ pub struct Live {
     log: Arc<dyn EventLog>,
     sender: broadcast::Sender<Arc<StoredEvent>>,
     capacity: usize,
+    metrics: GatewayMetrics,
 }
 
 impl std::fmt::Debug for Live {
@@ -77,14 +79,15 @@ impl Ended {
 
 impl Live {
     /// Starts following the log from its head; `capacity` live events are kept for subscribers
-    /// that have not taken them yet.
-    pub fn start(log: Arc<dyn EventLog>, capacity: usize) -> Arc<Self> {
+    /// that have not taken them yet; subscriptions are counted in `metrics`.
+    pub fn start(log: Arc<dyn EventLog>, capacity: usize, metrics: GatewayMetrics) -> Arc<Self> {
         let (sender, _) = broadcast::channel(capacity.max(1));
         tokio::spawn(follow(log.clone(), sender.clone()));
         Arc::new(Self {
             log,
             sender,
             capacity,
+            metrics,
         })
     }
 
@@ -94,6 +97,7 @@ impl Live {
         after: LogPosition,
     ) -> BoxStream<'static, Result<Arc<StoredEvent>, Ended>> {
         let state = Follower {
+            _open: self.metrics.open(),
             live: self.clone(),
             receiver: self.sender.subscribe(),
             cursor: after,
@@ -134,6 +138,7 @@ async fn follow(log: Arc<dyn EventLog>, sender: broadcast::Sender<Arc<StoredEven
 
 /// One subscription's place in the log.
 struct Follower {
+    _open: OpenSubscription,
     live: Arc<Live>,
     receiver: broadcast::Receiver<Arc<StoredEvent>>,
     /// The last event sent (or skipped).
@@ -193,6 +198,7 @@ impl Follower {
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     self.ended = true;
+                    self.live.metrics.fell_behind();
                     return Some(Err(Ended::FellBehind {
                         cursor: self.cursor,
                         buffer: self.live.capacity,

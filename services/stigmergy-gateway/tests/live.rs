@@ -45,7 +45,7 @@ async fn a_subscriber_that_falls_more_than_the_buffer_behind_is_told_where_to_re
         Arc::new(EmbeddedLog::open(dir.path(), EmbeddedLogConfig::default()).unwrap());
     let events = events(40);
     log.append(events[..10].to_vec()).await.unwrap();
-    let live = Live::start(log.clone(), 4);
+    let live = Live::start(log.clone(), 4, Default::default());
 
     let mut stream = live.after(LogPosition(0));
     assert_eq!(

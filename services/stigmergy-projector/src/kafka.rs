@@ -48,7 +48,7 @@ use stigmergy_store::{EventScope, PartitionOffset, ViewStore};
 use tokio::runtime::Handle;
 use tracing::{error, info, info_span, warn};
 
-use crate::Result;
+use crate::{ProjectorMetrics, Result};
 
 /// The group the views projectors join unless told otherwise.
 pub const DEFAULT_GROUP: &str = "stigmergy-views";
@@ -70,6 +70,7 @@ pub struct GroupProjector {
     first_page_size: usize,
     publish: bool,
     documents: Documents,
+    metrics: ProjectorMetrics,
 }
 
 /// How published documents link and name: the public base URL of the item pages (`[open]
@@ -140,7 +141,15 @@ impl GroupProjector {
             first_page_size: crate::DEFAULT_FIRST_PAGE_SIZE,
             publish: true,
             documents: Documents::default(),
+            metrics: ProjectorMetrics::default(),
         }
+    }
+
+    /// Counts what it applies and publishes, and how far behind its partitions it is, into
+    /// `metrics`.
+    pub fn with_metrics(mut self, metrics: ProjectorMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// How the documents it publishes link and name.
@@ -179,6 +188,7 @@ impl GroupProjector {
             publish: self.publish,
             runtime: runtime.clone(),
             rebalances: rebalances.clone(),
+            metrics: self.metrics.clone(),
         };
         let publisher: Option<FutureProducer> = if self.publish {
             Some(
@@ -210,6 +220,13 @@ impl GroupProjector {
         consumer
             .subscribe(&STAGE_TOPICS)
             .map_err(|e| crate::Error::Kafka(e.to_string()))?;
+        let consumer = Arc::new(consumer);
+        self.metrics.assigned(Vec::new());
+        watch_watermarks(
+            Arc::downgrade(&consumer),
+            self.metrics.clone(),
+            self.config.delivery_timeout,
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
@@ -318,6 +335,7 @@ impl GroupProjector {
             .collect();
         let span = page.span;
         span.record("events", page.events.len());
+        let started = std::time::Instant::now();
         let applied = persist("apply a page to the views", stop, || {
             span.in_scope(|| {
                 runtime
@@ -327,13 +345,22 @@ impl GroupProjector {
                         offsets.clone(),
                     ))
                     .map_err(crate::Error::from)
+                    .inspect_err(|_| self.metrics.retrying("apply"))
             })
         });
         let Some(new) = applied else { return };
         span.record("new", new);
+        self.metrics
+            .applied(page.events.len(), Some(new), started.elapsed());
+        self.metrics.offsets_applied(
+            offsets
+                .iter()
+                .map(|o| (o.topic.as_str(), o.partition, o.next)),
+        );
         if let Some(publisher) = publisher {
             persist("publish what a page changed", stop, || {
                 span.in_scope(|| runtime.block_on(self.publish(publisher, &page.events, &offsets)))
+                    .inspect_err(|_| self.metrics.retrying("publish"))
             });
         }
     }
@@ -380,7 +407,8 @@ impl GroupProjector {
             };
             let resource = &item.id;
             let document = item.document(&self.documents.base);
-            deliveries.push(
+            deliveries.push((
+                true,
                 send(
                     producer,
                     METADATA_TOPIC,
@@ -389,10 +417,11 @@ impl GroupProjector {
                     "application/ld+json",
                 )
                 .await?,
-            );
+            ));
             for anomaly in &item.record.anomalies {
                 let told = json!({ "resource": resource, "asOf": as_of, "anomaly": anomaly });
-                deliveries.push(
+                deliveries.push((
+                    false,
                     send(
                         producer,
                         ANOMALIES_TOPIC,
@@ -401,12 +430,13 @@ impl GroupProjector {
                         "application/json",
                     )
                     .await?,
-                );
+                ));
             }
         }
-        for delivery in deliveries {
+        let mut documents = 0;
+        for (document, delivery) in deliveries {
             match delivery.await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => documents += usize::from(document),
                 Ok(Err((failure, _))) => return Err(crate::Error::Kafka(failure.to_string())),
                 Err(_) => return Err(crate::Error::Kafka("the producer stopped".into())),
             }
@@ -414,6 +444,7 @@ impl GroupProjector {
         self.store
             .apply_consumed(&published(&self.group), Vec::new(), offsets.to_vec())
             .await?;
+        self.metrics.published(documents);
         Ok(())
     }
 }
@@ -442,6 +473,42 @@ fn persist<T>(what: &str, stop: &AtomicBool, mut work: impl FnMut() -> Result<T>
             }
         }
     }
+}
+
+/// How often a member asks the brokers for its partitions' watermarks, for its lag.
+const WATERMARKS_EVERY: Duration = Duration::from_secs(5);
+
+/// Asks the brokers for the watermarks of the member's partitions every
+/// [`WATERMARKS_EVERY`], on a thread of its own (so that the lag goes on growing while applying
+/// is stuck), until the member has left.
+fn watch_watermarks(
+    consumer: std::sync::Weak<BaseConsumer<Rebalancing>>,
+    metrics: ProjectorMetrics,
+    timeout: Duration,
+) -> Result<()> {
+    std::thread::Builder::new()
+        .name("projector-lag".into())
+        .spawn(move || {
+            loop {
+                for (topic, partition) in metrics.partitions() {
+                    let Some(consumer) = consumer.upgrade() else {
+                        return;
+                    };
+                    match consumer.fetch_watermarks(&topic, partition, timeout) {
+                        Ok((low, high)) => metrics.watermarks((topic, partition), low, high),
+                        Err(failure) => {
+                            warn!(error = %failure, topic, partition, "cannot read a partition's watermarks")
+                        }
+                    }
+                }
+                std::thread::sleep(WATERMARKS_EVERY);
+                if consumer.strong_count() == 0 {
+                    return;
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| crate::Error::Kafka(e.to_string()))
 }
 
 /// The event a record holds (none when it holds no event: logged and skipped), its trace
@@ -577,6 +644,7 @@ struct Rebalancing {
     runtime: Handle,
     /// How many times the assignment changed.
     rebalances: Arc<AtomicU64>,
+    metrics: ProjectorMetrics,
 }
 
 impl ClientContext for Rebalancing {}
@@ -633,11 +701,14 @@ impl ConsumerContext for Rebalancing {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let stored = self.stored_offsets();
                 let mut assignment = TopicPartitionList::new();
+                let mut assigned = Vec::new();
                 for element in partitions.elements() {
-                    let next = stored
+                    let resume = stored
                         .iter()
                         .find(|o| o.topic == element.topic() && o.partition == element.partition())
-                        .map_or(Offset::Beginning, |o| Offset::Offset(o.next));
+                        .map(|o| o.next);
+                    assigned.push(((element.topic().to_owned(), element.partition()), resume));
+                    let next = resume.map_or(Offset::Beginning, Offset::Offset);
                     if let Err(failure) =
                         assignment.add_partition_offset(element.topic(), element.partition(), next)
                     {
@@ -645,14 +716,17 @@ impl ConsumerContext for Rebalancing {
                     }
                 }
                 info!(group = %self.group, pid = std::process::id(), partitions = assignment.count(), "partitions assigned");
+                self.metrics.assigned(assigned);
                 consumer.assign(&assignment)
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 info!(group = %self.group, pid = std::process::id(), partitions = partitions.count(), "partitions revoked");
+                self.metrics.assigned(Vec::new());
                 consumer.unassign()
             }
             other => {
                 warn!(error = ?other, pid = std::process::id(), "rebalance failed; dropping the assignment");
+                self.metrics.assigned(Vec::new());
                 consumer.unassign()
             }
         };

@@ -10,6 +10,7 @@
 //! (`stigmergy_domain::views`), the storage is the store's.
 
 pub mod kafka;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ use stigmergy_domain::{Event, LogPosition};
 use stigmergy_log::EventLog;
 use stigmergy_store::ViewStore;
 use tracing::{Instrument, info_span};
+
+pub use metrics::ProjectorMetrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -53,6 +56,7 @@ pub struct Projector {
     store: Arc<dyn ViewStore>,
     page_size: usize,
     first_page_size: usize,
+    metrics: ProjectorMetrics,
 }
 
 impl Projector {
@@ -63,7 +67,14 @@ impl Projector {
             store,
             page_size: DEFAULT_PAGE_SIZE,
             first_page_size: DEFAULT_FIRST_PAGE_SIZE,
+            metrics: ProjectorMetrics::default(),
         }
+    }
+
+    /// Counts what it applies, and how far behind the log it is, into `metrics`.
+    pub fn with_metrics(mut self, metrics: ProjectorMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Most events applied in one transaction.
@@ -90,6 +101,7 @@ impl Projector {
     /// Applies everything up to the log's head as it is now, and returns the position reached.
     pub async fn catch_up(&self) -> Result<LogPosition> {
         let mut position = self.store.position(&self.name).await?;
+        self.metrics.log_applied(&self.log, position.0);
         loop {
             let page = self.log.read_after(position, self.limit(position)).await?;
             let Some(last) = page.last().map(|stored| stored.position) else {
@@ -107,6 +119,7 @@ impl Projector {
     /// meanwhile, up to a page).
     pub async fn run(&self) -> Result<()> {
         let position = self.store.position(&self.name).await?;
+        self.metrics.log_applied(&self.log, position.0);
         let mut limit = self.limit(position);
         let mut events = self.log.follow(position);
         while let Some(first) = events.next().await {
@@ -128,8 +141,17 @@ impl Projector {
     }
 
     async fn apply(&self, page: Vec<(LogPosition, Event)>) -> Result<()> {
-        let span = info_span!("projector.apply", projector = %self.name, events = page.len());
-        self.store.apply(&self.name, page).instrument(span).await?;
+        let (events, last) = (page.len(), page.last().map(|(position, _)| *position));
+        let span = info_span!("projector.apply", projector = %self.name, events);
+        let started = std::time::Instant::now();
+        if let Err(failure) = self.store.apply(&self.name, page).instrument(span).await {
+            self.metrics.retrying("apply");
+            return Err(failure.into());
+        }
+        self.metrics.applied(events, None, started.elapsed());
+        if let Some(last) = last {
+            self.metrics.log_applied(&self.log, last.0);
+        }
         Ok(())
     }
 }

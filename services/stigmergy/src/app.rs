@@ -8,18 +8,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, web};
 use anyhow::Context;
 use stigmergy_capture::auth::OperatorToken;
+use stigmergy_capture::metrics::CaptureMetrics;
 use stigmergy_capture::problem::Problem;
 use stigmergy_capture::schemas::EventSchemas;
 use stigmergy_capture::{Capture, Sequencer};
+use stigmergy_gateway::metrics::GatewayMetrics;
 use stigmergy_log::{EmbeddedLog, EmbeddedLogConfig, EventLog, KafkaLog, LogUrl};
-use stigmergy_projector::Projector;
+use stigmergy_projector::{Projector, ProjectorMetrics};
 use stigmergy_store::{OrganizationDirectory, SqliteViewStore, ViewStore, WhenStale};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::operator::{TokenSource, operator_token};
 
 /// A built, bound, not yet running platform.
@@ -171,7 +175,10 @@ impl Application {
             log: log.clone(),
             directory,
             operator: OperatorToken::new(&token),
+            metrics: CaptureMetrics::default(),
         };
+        let mut metrics = Metrics::default();
+        capture.metrics.register(metrics.registry());
         let gateway = match role {
             Role::Capture => None,
             Role::AllInOne | Role::Gateway => {
@@ -185,11 +192,12 @@ impl Application {
                     },
                 )?;
                 let projector = if role == Role::AllInOne {
-                    tokio::spawn(project_forever(Projector::new(
-                        crate::project::PROJECTOR,
-                        log.clone(),
-                        views.clone(),
-                    )));
+                    let counted = ProjectorMetrics::default();
+                    counted.register(metrics.registry());
+                    tokio::spawn(project_forever(
+                        Projector::new(crate::project::PROJECTOR, log.clone(), views.clone())
+                            .with_metrics(counted),
+                    ));
                     crate::project::PROJECTOR.to_owned()
                 } else if log.is_shared() {
                     config.kafka.group.clone()
@@ -197,6 +205,8 @@ impl Application {
                     // The embedded log's projector is `stigmergy project`, under its own name.
                     crate::project::PROJECTOR.to_owned()
                 };
+                let counted = GatewayMetrics::default();
+                counted.register(metrics.registry());
                 Some(web::Data::new(stigmergy_gateway::schema(
                     stigmergy_gateway::Sources {
                         views,
@@ -205,19 +215,24 @@ impl Application {
                         public_url: stigmergy_gateway::open::PublicUrl(
                             config.open.public_url.clone(),
                         ),
+                        metrics: counted,
                     },
                     config.graphql,
                 )))
             }
         };
         let capture = web::Data::new(capture);
+        let exposition = web::Data::new(metrics.expose());
 
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
         let mut server = actix_web::HttpServer::new(move || {
             let app = App::new()
+                .wrap(from_fn(crate::metrics::measure))
                 .wrap(TracingLogger::<crate::telemetry::ContinuedRootSpan>::new())
+                .app_data(exposition.clone())
+                .configure(crate::metrics::configure)
                 .app_data(capture.clone())
                 .configure(stigmergy_capture::configure);
             let app = match &gateway {

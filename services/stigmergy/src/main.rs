@@ -83,6 +83,10 @@ enum Command {
         /// what the partitions held when the projector joined, up to this many).
         #[arg(long)]
         first_page_size: Option<usize>,
+        /// Kafka only: serve `/metrics` (its progress and lag) and `/healthz` at this HTTP
+        /// address while it runs.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
     },
     /// Writes an open-data snapshot into a directory: every event of the log as NDJSON, every
     /// resource's JSON-LD document as `GET /id/{id}` serves it, the JSON-LD context, a manifest
@@ -181,6 +185,7 @@ fn main() -> anyhow::Result<()> {
             group,
             page_size,
             first_page_size,
+            listen,
         } => {
             place.apply(&mut config);
             if let Some(group) = group {
@@ -194,6 +199,7 @@ fn main() -> anyhow::Result<()> {
             }
             runtime()?.block_on(project(
                 config,
+                listen,
                 stigmergy::project::Pages {
                     size: page_size.unwrap_or(stigmergy_projector::DEFAULT_PAGE_SIZE),
                     first: first_page_size.unwrap_or(stigmergy_projector::DEFAULT_FIRST_PAGE_SIZE),
@@ -240,11 +246,21 @@ async fn export(config: Config, options: stigmergy::export::ExportOptions) -> an
     Ok(())
 }
 
-async fn project(config: Config, pages: stigmergy::project::Pages) -> anyhow::Result<()> {
+async fn project(
+    config: Config,
+    listen: Option<SocketAddr>,
+    pages: stigmergy::project::Pages,
+) -> anyhow::Result<()> {
     let _telemetry = telemetry::init(&config.telemetry, "stigmergy-projector")?;
     if let stigmergy_log::LogUrl::Kafka(brokers) = config.log_url().parse()? {
         tracing::info!(%brokers, group = %config.kafka.group, "projector joining its consumer group");
-        return stigmergy::project::run_group(&config, &brokers).await;
+        return stigmergy::project::run_group(&config, &brokers, listen).await;
+    }
+    if listen.is_some() {
+        anyhow::bail!(
+            "--listen is for the projector on Kafka; on the embedded log `project` catches up and \
+             exits (`serve` serves the projector's metrics)"
+        );
     }
     let report = stigmergy::project::catch_up(&config, pages).await?;
     let events = report.to.0.saturating_sub(report.from.0);

@@ -8,16 +8,22 @@
 //! On Kafka it joins the projectors' consumer group and applies what the group gives it until it
 //! is asked to stop (SIGINT or SIGTERM), keeping the group's offsets in the store with the views.
 
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
+use serde_json::json;
 use stigmergy_domain::{Iri, LogPosition};
-use stigmergy_projector::Projector;
 use stigmergy_projector::kafka::{Documents, GroupProjector};
+use stigmergy_projector::{Projector, ProjectorMetrics};
 
 use crate::app::{open_directory, open_log, open_views};
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 /// What one run applied.
 #[derive(Clone, Copy, Debug)]
@@ -56,8 +62,13 @@ pub async fn catch_up(config: &Config, pages: Pages) -> anyhow::Result<ProjectRe
 }
 
 /// Joins the projectors' consumer group on the Kafka brokers `brokers`, and applies what it is
-/// given to the views store until SIGINT or SIGTERM; then leaves the group after its page.
-pub async fn run_group(config: &Config, brokers: &str) -> anyhow::Result<()> {
+/// given to the views store until SIGINT or SIGTERM; then leaves the group after its page. With
+/// `listen`, serves `/metrics` and `/healthz` there meanwhile.
+pub async fn run_group(
+    config: &Config,
+    brokers: &str,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
     let kafka = config.kafka.client(brokers);
     stigmergy_log::kafka::ensure_topics(&kafka)
         .await
@@ -80,7 +91,12 @@ pub async fn run_group(config: &Config, brokers: &str) -> anyhow::Result<()> {
         base,
         names: Arc::new(move |id: &Iri| directory.name_of(id)),
     };
+    let mut metrics = Metrics::default();
+    let counted = ProjectorMetrics::default();
+    counted.register(metrics.registry());
+    let server = listen.map(|address| serve(address, metrics)).transpose()?;
     let running = GroupProjector::new(kafka, config.kafka.group.clone(), views)
+        .with_metrics(counted)
         .with_page_size(config.kafka.page_size)
         .with_first_page_size(config.kafka.first_page_size)
         .with_publishing(config.kafka.publish)
@@ -96,7 +112,38 @@ pub async fn run_group(config: &Config, brokers: &str) -> anyhow::Result<()> {
         }
     }
     tokio::task::spawn_blocking(move || running.stop()).await??;
+    if let Some(server) = server {
+        server.stop(true).await;
+    }
     Ok(())
+}
+
+/// Serves `/metrics` and `/healthz` at `address` on one worker, until stopped.
+fn serve(address: SocketAddr, metrics: Metrics) -> anyhow::Result<ServerHandle> {
+    let listener =
+        TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))?;
+    let bound = listener.local_addr()?;
+    let exposition = web::Data::new(metrics.expose());
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(crate::metrics::measure))
+            .app_data(exposition.clone())
+            .configure(crate::metrics::configure)
+            .route(
+                "/healthz",
+                web::get().to(|| async { HttpResponse::Ok().json(json!({ "status": "ok" })) }),
+            )
+    })
+    .workers(1)
+    // The projector's own handlers stop it; then it stops the server.
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    tracing::info!(address = %bound, "serving the projector's metrics");
+    println!("stigmergy-projector is listening on http://{bound} (Ctrl-C to stop).");
+    Ok(handle)
 }
 
 /// The name the views projector keeps its position under, in every process.
