@@ -29,6 +29,9 @@ pub struct ProjectorMetrics {
     retries: Family<[(&'static str, &'static str); 1], Counter>,
     published: Counter,
     progress: Arc<Mutex<Progress>>,
+    /// Whether it counts for a member of a Kafka group, which also tells new events and
+    /// publishes documents.
+    member: bool,
 }
 
 /// Where the projector stands, for the lag computed at each scrape.
@@ -74,11 +77,22 @@ impl Default for ProjectorMetrics {
             retries: Family::default(),
             published: Counter::default(),
             progress: Arc::default(),
+            member: false,
         }
     }
 }
 
 impl ProjectorMetrics {
+    /// The metrics of a member of a Kafka consumer group
+    /// ([`GroupProjector`](crate::kafka::GroupProjector)), which also counts the events new to
+    /// the views and the documents it publishes.
+    pub fn group_member() -> Self {
+        Self {
+            member: true,
+            ..Self::default()
+        }
+    }
+
     /// Registers the series under `registry` (the names gain its prefix).
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
@@ -86,11 +100,18 @@ impl ProjectorMetrics {
             "Events applied to the views (read again after a crash or a rebalance, they count again)",
             self.events.clone(),
         );
-        registry.register(
-            "projector_new_events",
-            "Events applied that the views did not hold yet (Kafka group members only)",
-            self.new_events.clone(),
-        );
+        if self.member {
+            registry.register(
+                "projector_new_events",
+                "Events applied that the views did not hold yet",
+                self.new_events.clone(),
+            );
+            registry.register(
+                "projector_published_documents",
+                "Open-metadata documents published on the metadata topic",
+                self.published.clone(),
+            );
+        }
         registry.register(
             "projector_pages",
             "Pages applied, each in one transaction of the views store",
@@ -105,11 +126,6 @@ impl ProjectorMetrics {
             "projector_retries",
             "Failures the projector is retrying, by what failed: apply (the views store) or publish (the metadata and anomalies topics)",
             self.retries.clone(),
-        );
-        registry.register(
-            "projector_published_documents",
-            "Open-metadata documents published on the metadata topic (Kafka group members only)",
-            self.published.clone(),
         );
         registry.register_collector(Box::new(Lag(self.progress.clone())));
     }
@@ -196,7 +212,7 @@ impl ProjectorMetrics {
 #[derive(Debug)]
 struct Lag(Arc<Mutex<Progress>>);
 
-const LAG_HELP: &str = "Events in the log that the projector has not applied yet";
+const LAG_HELP: &str = "Events in the log that the projector has not applied yet.";
 
 impl Collector for Lag {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -207,7 +223,7 @@ impl Collector for Lag {
                 gauge(
                     &mut encoder,
                     "projector_position",
-                    "The log position the views hold up to",
+                    "The log position the views hold up to.",
                     *applied as i64,
                 )?;
                 gauge(
@@ -229,7 +245,7 @@ impl Collector for Lag {
                 gauge(
                     &mut encoder,
                     "projector_partitions_assigned",
-                    "Partitions of the stage topics assigned to this member of the group",
+                    "Partitions of the stage topics assigned to this member of the group.",
                     partitions.len() as i64,
                 )?;
                 gauge(
@@ -240,7 +256,7 @@ impl Collector for Lag {
                 )?;
                 let mut family = encoder.encode_descriptor(
                     "projector_partition_lag_events",
-                    "Records of an assigned partition not applied yet, from its high watermark as last asked of the brokers",
+                    "Records of an assigned partition not applied yet, from its high watermark as last asked of the brokers.",
                     None,
                     MetricType::Gauge,
                 )?;

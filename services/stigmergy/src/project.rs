@@ -92,7 +92,7 @@ pub async fn run_group(
         names: Arc::new(move |id: &Iri| directory.name_of(id)),
     };
     let mut metrics = Metrics::default();
-    let counted = ProjectorMetrics::default();
+    let counted = ProjectorMetrics::group_member();
     counted.register(metrics.registry());
     let server = listen.map(|address| serve(address, metrics)).transpose()?;
     let running = GroupProjector::new(kafka, config.kafka.group.clone(), views)

@@ -725,3 +725,158 @@ async fn the_anomalies_subscription_reports_an_anomaly_when_the_event_that_bring
         "nothing after the cursor"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_events_refusals_subscriptions_and_the_lag_and_prometheus_scrapes_them()
+ {
+    use support::prometheus::{Prometheus, sample};
+    let app = TestApp::spawn().await;
+    let org = app.organization("Metrics Workshop").await;
+    let batch = json!([
+        events::material("lots/metrics-1", 5.0, "KGM"),
+        events::material("lots/metrics-2", 5.0, "KGM"),
+        events::material("lots/metrics-3", 5.0, "KGM"),
+    ]);
+    let recorded = app.record_ok(&org, &batch).await;
+    // The same events again: duplicates.
+    let ids: Vec<&str> = recorded["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|receipt| receipt["eventId"].as_str().unwrap())
+        .collect();
+    let mut again = batch.clone();
+    for (event, id) in again.as_array_mut().unwrap().iter_mut().zip(&ids) {
+        event["eventId"] = json!(id);
+    }
+    assert_eq!(app.record(&org, &again).await.status, 200);
+    // A schema violation, and a request without a key.
+    let invalid = app
+        .record(&org, &json!({ "type": "MaterialSourced" }))
+        .await;
+    assert_eq!(invalid.status, 422, "{invalid:#?}");
+    let anonymous = app
+        .post_raw(
+            "/v1/events",
+            None,
+            "application/json",
+            batch.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(anonymous.status, 401);
+    let mut socket = Socket::connect(&app, "/graphql/ws").await;
+    socket.subscribe(EVENTS, json!({})).await;
+    assert_eq!(socket.next(3).await.len(), 3);
+    app.wait_for_views().await;
+
+    let scrape = async || {
+        let answer = app
+            .client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.headers()["content-type"],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        answer.text().await.unwrap()
+    };
+    let text = scrape().await;
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let expected = [
+        (r#"stigmergy_capture_events_total{outcome="recorded"}"#, 3.0),
+        (
+            r#"stigmergy_capture_events_total{outcome="duplicate"}"#,
+            3.0,
+        ),
+        (
+            r#"stigmergy_capture_refusals_total{problem="schema-violation"}"#,
+            1.0,
+        ),
+        (r#"stigmergy_capture_append_seconds_count"#, 2.0),
+        (
+            r#"stigmergy_http_requests_total{method="POST",route="/v1/events",status="201"}"#,
+            1.0,
+        ),
+        (
+            r#"stigmergy_http_requests_total{method="POST",route="/v1/events",status="200"}"#,
+            1.0,
+        ),
+        (
+            r#"stigmergy_http_requests_total{method="POST",route="/v1/events",status="422"}"#,
+            1.0,
+        ),
+        (
+            r#"stigmergy_http_requests_total{method="POST",route="/v1/events",status="401"}"#,
+            1.0,
+        ),
+        (
+            r#"stigmergy_http_requests_total{method="POST",route="/v1/organizations",status="201"}"#,
+            1.0,
+        ),
+        ("stigmergy_gateway_subscriptions", 1.0),
+        ("stigmergy_projector_events_total", 3.0),
+        ("stigmergy_projector_position", 3.0),
+        ("stigmergy_projector_lag_events", 0.0),
+    ];
+    for (series, value) in expected {
+        assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
+    }
+    // A path no route matches is counted under one label, not under its path.
+    assert_eq!(app.get("/no/such/path").await.status, 404);
+    let text = scrape().await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"stigmergy_http_requests_total{method="GET",route="unmatched",status="404"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("/no/such/path"), "{text}");
+
+    // Prometheus itself scrapes and ingests the exposition.
+    let target = app.base.trim_start_matches("http://");
+    let prometheus = Prometheus::scraping(target).await;
+    prometheus.wait_for(r#"up{job="stigmergy"}"#, 1.0).await;
+    prometheus
+        .wait_for(
+            r#"stigmergy_capture_events_total{outcome="duplicate"}"#,
+            3.0,
+        )
+        .await;
+    prometheus
+        .wait_for(
+            r#"sum(stigmergy_http_requests_total{route="/v1/events"})"#,
+            4.0,
+        )
+        .await;
+    prometheus
+        .wait_for("stigmergy_gateway_subscriptions", 1.0)
+        .await;
+    // The subscription's end is counted once its client has gone.
+    drop(socket);
+    prometheus
+        .wait_for("stigmergy_gateway_subscriptions", 0.0)
+        .await;
+    // More events: the views apply them, and the projector's position follows the log's head.
+    app.record_ok(
+        &org,
+        &json!([events::material("lots/metrics-4", 5.0, "KGM")]),
+    )
+    .await;
+    app.wait_for_views().await;
+    prometheus
+        .wait_for("stigmergy_projector_position", 4.0)
+        .await;
+    prometheus
+        .wait_for("stigmergy_projector_lag_events", 0.0)
+        .await;
+    prometheus
+        .wait_for(
+            r#"stigmergy_http_request_seconds_count{method="POST",route="/v1/events"}"#,
+            5.0,
+        )
+        .await;
+}

@@ -4,6 +4,7 @@
 
 pub mod collector;
 pub mod events;
+pub mod prometheus;
 pub mod views;
 
 use reqwest::StatusCode;
