@@ -80,10 +80,17 @@ pub struct GroupProjector {
 pub struct Documents {
     pub base: String,
     pub names: Arc<NamesOf>,
+    /// Called with the organisations that recorded a page's events before its documents are
+    /// read, so that their names are known (the directory reloads when it has not seen one
+    /// yet: an organisation registered a moment before its first event).
+    pub recorders: Arc<Recorders>,
 }
 
 /// The name of an organisation, when known.
 pub type NamesOf = dyn Fn(&Iri) -> Option<String> + Send + Sync;
+
+/// Makes the names of these organisations known.
+pub type Recorders = dyn Fn(&[Iri]) + Send + Sync;
 
 impl std::fmt::Debug for Documents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,6 +105,7 @@ impl Default for Documents {
         Self {
             base: String::new(),
             names: Arc::new(|_| None),
+            recorders: Arc::new(|_| {}),
         }
     }
 }
@@ -395,6 +403,10 @@ impl GroupProjector {
         // How far the views had come before the documents were read: members publish side by
         // side, so a document read earlier may land later; a reader keeps the greatest `asOf`.
         let as_of = self.store.position(&self.group).await?.0;
+        let mut recorders: Vec<Iri> = events.iter().map(|e| e.recorded_by.clone()).collect();
+        recorders.sort();
+        recorders.dedup();
+        (self.documents.recorders)(&recorders);
         let names = self.documents.names.as_ref();
         // A few documents are read at once, so that the store's round trips overlap.
         let mut items = futures_util::stream::iter(&resources)
@@ -479,32 +491,56 @@ fn persist<T>(what: &str, stop: &AtomicBool, mut work: impl FnMut() -> Result<T>
 const WATERMARKS_EVERY: Duration = Duration::from_secs(5);
 
 /// Asks the brokers for the watermarks of the member's partitions every
-/// [`WATERMARKS_EVERY`], on a thread of its own (so that the lag goes on growing while applying
-/// is stuck), until the member has left.
+/// [`WATERMARKS_EVERY`] (two requests to each broker: the earliest and the latest offsets of
+/// every partition it leads), on a thread of its own, so that the lag goes on growing while
+/// applying is stuck; until the member has left.
 fn watch_watermarks(
     consumer: std::sync::Weak<BaseConsumer<Rebalancing>>,
     metrics: ProjectorMetrics,
     timeout: Duration,
 ) -> Result<()> {
+    let offset = |offset: Offset| match offset {
+        Offset::Offset(offset) => Some(offset),
+        _ => None,
+    };
     std::thread::Builder::new()
         .name("projector-lag".into())
         .spawn(move || {
             loop {
-                for (topic, partition) in metrics.partitions() {
-                    let Some(consumer) = consumer.upgrade() else {
-                        return;
-                    };
-                    match consumer.fetch_watermarks(&topic, partition, timeout) {
-                        Ok((low, high)) => metrics.watermarks((topic, partition), low, high),
-                        Err(failure) => {
-                            warn!(error = %failure, topic, partition, "cannot read a partition's watermarks")
+                let Some(member) = consumer.upgrade() else {
+                    return;
+                };
+                // ListOffsets with the "timestamps" of the earliest (-2) and the latest (-1)
+                // offsets, for every assigned partition at once.
+                let ask = |at: Offset| {
+                    let mut partitions = member.assignment()?;
+                    partitions.set_all_offsets(at)?;
+                    member.offsets_for_times(partitions, timeout)
+                };
+                let asked = ask(Offset::Beginning).and_then(|low| Ok((low, ask(Offset::End)?)));
+                drop(member);
+                // Until it has partitions, it asks every second.
+                let mut pause = Duration::from_secs(1);
+                match asked {
+                    Ok((low, high)) => {
+                        if high.count() > 0 {
+                            pause = WATERMARKS_EVERY;
+                        }
+                        for element in high.elements() {
+                            let (topic, partition) = (element.topic(), element.partition());
+                            let low = low
+                                .find_partition(topic, partition)
+                                .and_then(|low| offset(low.offset()));
+                            if let (Some(low), Some(high)) = (low, offset(element.offset())) {
+                                metrics.watermarks((topic.to_owned(), partition), low, high);
+                            }
                         }
                     }
+                    Err(failure) => {
+                        warn!(error = %failure, "cannot read the partitions' watermarks")
+                    }
                 }
-                std::thread::sleep(WATERMARKS_EVERY);
-                if consumer.strong_count() == 0 {
-                    return;
-                }
+                std::thread::sleep(pause);
             }
         })
         .map(drop)

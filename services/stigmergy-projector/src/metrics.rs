@@ -176,14 +176,6 @@ impl ProjectorMetrics {
         );
     }
 
-    /// The partitions assigned to the member.
-    pub(crate) fn partitions(&self) -> Vec<(String, i32)> {
-        match &*self.progress() {
-            Progress::Group(partitions) => partitions.keys().cloned().collect(),
-            _ => Vec::new(),
-        }
-    }
-
     /// The watermarks of `partition` as just asked of the brokers.
     pub(crate) fn watermarks(&self, partition: (String, i32), low: i64, high: i64) {
         if let Progress::Group(partitions) = &mut *self.progress()
@@ -248,12 +240,15 @@ impl Collector for Lag {
                     "Partitions of the stage topics assigned to this member of the group.",
                     partitions.len() as i64,
                 )?;
-                gauge(
-                    &mut encoder,
-                    "projector_lag_events",
-                    LAG_HELP,
-                    lags.iter().map(|(_, lag)| lag).sum(),
-                )?;
+                // The whole lag once every partition's is known (until then, none: not zero).
+                if lags.len() == partitions.len() {
+                    gauge(
+                        &mut encoder,
+                        "projector_lag_events",
+                        LAG_HELP,
+                        lags.iter().map(|(_, lag)| lag).sum(),
+                    )?;
+                }
                 let mut family = encoder.encode_descriptor(
                     "projector_partition_lag_events",
                     "Records of an assigned partition not applied yet, from its high watermark as last asked of the brokers.",

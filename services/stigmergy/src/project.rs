@@ -87,9 +87,16 @@ pub async fn run_group(
              relative to the resolver's root"
         );
     }
+    let known = directory.clone();
     let documents = Documents {
         base,
         names: Arc::new(move |id: &Iri| directory.name_of(id)),
+        // `exists` reloads the directory when it has not seen an organisation.
+        recorders: Arc::new(move |organizations: &[Iri]| {
+            for organization in organizations {
+                known.exists(organization);
+            }
+        }),
     };
     let mut metrics = Metrics::default();
     let counted = ProjectorMetrics::group_member();

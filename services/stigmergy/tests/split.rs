@@ -12,7 +12,9 @@
 //! - the broker is killed and restarted while a client appends: capture answers 503 (never a
 //!   success) while it is down, and every acknowledged event reaches the views once;
 //! - `stigmergy export` on the topics and the PostgreSQL views writes every event once and each
-//!   resource's document as the gateway serves it.
+//!   resource's document as the gateway serves it;
+//! - each process counts at `/metrics` what it recorded, applied and published, and the
+//!   projector's lag falls to zero.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -33,6 +35,7 @@ use stigmergy_store::{PostgresViewStore, ViewStore};
 use stigmergy_testkit::broker::Broker;
 use support::collector::Collector;
 use support::events;
+use support::prometheus::sample;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
@@ -205,16 +208,51 @@ impl Service {
         publish: bool,
         env: &[(&str, String)],
     ) -> Self {
+        Self::projector_started(log, database, group, publish, env, false)
+    }
+
+    /// A publishing projector serving its metrics (`--listen`) on a free port, once it listens.
+    async fn projector_listening(log: &str, database: &Database, group: &str) -> Self {
+        let mut projector = Self::projector_started(log, database, group, true, &[], true);
+        let mut lines = BufReader::new(projector.child.stdout.take().unwrap()).lines();
+        projector.base = tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some((_, rest)) = line.split_once("is listening on ") {
+                    return rest.split_whitespace().next().unwrap().to_owned();
+                }
+            }
+            panic!("the projector exited before listening");
+        })
+        .await
+        .expect("the projector listens in time");
+        projector
+    }
+
+    fn projector_started(
+        log: &str,
+        database: &Database,
+        group: &str,
+        publish: bool,
+        env: &[(&str, String)],
+        listen: bool,
+    ) -> Self {
         let data = tempfile::tempdir().unwrap();
         let level = std::env::var("SPLIT_TEST_LOG").unwrap_or_else(|_| "warn".into());
-        let mut child = command("project", log, database, data.path(), env)
+        let mut command = command("project", log, database, data.path(), env);
+        if listen {
+            command
+                .args(["--listen", "127.0.0.1:0"])
+                .stdout(Stdio::piped());
+        } else {
+            command.stdout(Stdio::null());
+        }
+        let mut child = command
             .args(["--group", group])
             .env("STIGMERGY__KAFKA__PUBLISH", publish.to_string())
             .env(
                 "RUST_LOG",
                 format!("{level},stigmergy_projector::kafka=info"),
             )
-            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -411,7 +449,7 @@ async fn events_posted_to_capture_reach_gateway_queries_and_a_subscriber_across_
     let database = Database::create();
     let capture = Service::http("capture", &broker.url(), &database).await;
     let gateway = Service::http("gateway", &broker.url(), &database).await;
-    let _projector = Service::projector(&broker.url(), &database, "stigmergy-views", true);
+    let projector = Service::projector_listening(&broker.url(), &database, "stigmergy-views").await;
     let (_, key) = organization(&capture, "Fab Lab Split").await;
 
     // A subscriber on the gateway, from the start of the log.
@@ -686,6 +724,64 @@ async fn events_posted_to_capture_reach_gateway_queries_and_a_subscriber_across_
         "{}",
         String::from_utf8_lossy(&check.stdout)
     );
+
+    // What each process counted, at its `/metrics`: capture and the gateway the events each
+    // recorded, the gateway its open subscription; the projector every event applied once, its
+    // partitions, the documents it published, and no lag once the views hold everything.
+    let capture_metrics = metrics(&capture).await;
+    assert_eq!(
+        sample(
+            &capture_metrics,
+            r#"stigmergy_capture_events_total{outcome="recorded"}"#
+        ),
+        Some(ids.len() as f64),
+        "{capture_metrics}"
+    );
+    let gateway_metrics = metrics(&gateway).await;
+    assert_eq!(
+        sample(
+            &gateway_metrics,
+            r#"stigmergy_capture_events_total{outcome="recorded"}"#
+        ),
+        Some(1.0),
+        "{gateway_metrics}"
+    );
+    assert_eq!(
+        sample(&gateway_metrics, "stigmergy_gateway_subscriptions"),
+        Some(1.0),
+        "{gateway_metrics}"
+    );
+    let projected = eventually("the projector's lag at zero", async || {
+        let text = metrics(&projector).await;
+        (sample(&text, "stigmergy_projector_lag_events") == Some(0.0)).then_some(text)
+    })
+    .await;
+    assert_eq!(
+        sample(&projected, "stigmergy_projector_partitions_assigned"),
+        Some(f64::from(PARTITIONS) * 5.0),
+        "{projected}"
+    );
+    assert_eq!(
+        sample(&projected, "stigmergy_projector_new_events_total"),
+        Some(every_id.len() as f64),
+        "{projected}"
+    );
+    let published = sample(&projected, "stigmergy_projector_published_documents_total").unwrap();
+    assert!(published >= resources.len() as f64, "{projected}");
+    let partition = sample(
+        &projected,
+        r#"stigmergy_projector_partition_lag_events{topic="stigmergy.design.v1",partition="0"}"#,
+    );
+    assert_eq!(partition, Some(0.0), "{projected}");
+}
+
+/// What a service serves at `/metrics`.
+async fn metrics(service: &Service) -> String {
+    let answer = reqwest::get(format!("{}/metrics", service.base))
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+    answer.text().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
