@@ -54,4 +54,8 @@ expect '"id": "https://valldaura.example/batches/open-stool-2025-001"'
 expect '"design": "Open Stool, recycled-PLA joints"'
 expect '<h1>Open Stool, recycled-PLA joints (batch)</h1>'
 expect '<svg'
+# The demo's 17 events and the tour's lot; the tour's duplicate and its refused shipment.
+expect 'stigmergy_capture_events_total{outcome="recorded"} 18'
+expect 'stigmergy_capture_events_total{outcome="duplicate"} 1'
+expect 'stigmergy_capture_refusals_total{problem="rule-violation"} 1'
 echo "README tour: every step answered as documented"
