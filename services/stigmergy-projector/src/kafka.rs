@@ -506,10 +506,19 @@ fn watch_watermarks(
     std::thread::Builder::new()
         .name("projector-lag".into())
         .spawn(move || {
+            // Said once when asking starts failing, not at every attempt.
+            let mut failing = false;
             loop {
                 let Some(member) = consumer.upgrade() else {
                     return;
                 };
+                let assigned = member.assignment().map(|partitions| partitions.count());
+                if assigned.is_ok_and(|count| count == 0) {
+                    // Until it has partitions, it looks every second.
+                    drop(member);
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
                 // ListOffsets with the "timestamps" of the earliest (-2) and the latest (-1)
                 // offsets, for every assigned partition at once.
                 let ask = |at: Offset| {
@@ -519,13 +528,9 @@ fn watch_watermarks(
                 };
                 let asked = ask(Offset::Beginning).and_then(|low| Ok((low, ask(Offset::End)?)));
                 drop(member);
-                // Until it has partitions, it asks every second.
-                let mut pause = Duration::from_secs(1);
                 match asked {
                     Ok((low, high)) => {
-                        if high.count() > 0 {
-                            pause = WATERMARKS_EVERY;
-                        }
+                        failing = false;
                         for element in high.elements() {
                             let (topic, partition) = (element.topic(), element.partition());
                             let low = low
@@ -536,11 +541,13 @@ fn watch_watermarks(
                             }
                         }
                     }
-                    Err(failure) => {
-                        warn!(error = %failure, "cannot read the partitions' watermarks")
+                    Err(failure) if !failing => {
+                        failing = true;
+                        warn!(error = %failure, "cannot read the partitions' watermarks; the lag is not updated until it can");
                     }
+                    Err(_) => {}
                 }
-                std::thread::sleep(pause);
+                std::thread::sleep(WATERMARKS_EVERY);
             }
         })
         .map(drop)
