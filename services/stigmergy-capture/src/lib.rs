@@ -12,6 +12,7 @@ pub mod auth;
 pub mod body;
 pub mod metrics;
 pub mod problem;
+pub mod rate;
 mod routes;
 pub mod schemas;
 pub mod sequencer;
@@ -46,6 +47,11 @@ pub struct CaptureConfig {
     pub max_reported_violations: usize,
     /// Most requests the sequencer admits and appends together (one log append, one fsync).
     pub max_group_requests: usize,
+    /// Events an organisation may record per second on average (0: no limit; `rate`).
+    pub rate_limit_events_per_second: u32,
+    /// Most events an organisation may record at once after a pause (at least
+    /// `max_events_per_request`).
+    pub rate_limit_burst: u32,
 }
 
 impl Default for CaptureConfig {
@@ -56,6 +62,8 @@ impl Default for CaptureConfig {
             max_json_depth: 32,
             max_reported_violations: 100,
             max_group_requests: 64,
+            rate_limit_events_per_second: 5_000,
+            rate_limit_burst: 50_000,
         }
     }
 }
@@ -70,6 +78,7 @@ pub struct Capture {
     pub directory: OrganizationDirectory,
     pub operator: auth::OperatorToken,
     pub metrics: metrics::CaptureMetrics,
+    pub limits: rate::RateLimits,
 }
 
 /// How long a request waits for the sequencer to be ready before it is answered 503.
@@ -131,6 +140,8 @@ impl Capture {
         }
         let events = body::split(content_type, bytes, &self.config)?;
         tracing::Span::current().record("events", events.items.len());
+        // Before validation: a flood of invalid events spends the budget too.
+        self.limits.take(&organization.id, events.items.len())?;
 
         let limit = self.config.max_reported_violations;
         let mut violations = Vec::new();

@@ -28,6 +28,8 @@ pub struct Problem {
     pub errors: Vec<Violation>,
     /// Extension members (`rule`, `limit`, …).
     pub extensions: Map<String, Value>,
+    /// Seconds after which the request may be sent again (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -44,7 +46,14 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             extensions: Map::new(),
+            retry_after: None,
         }
+    }
+
+    /// Says, in a `Retry-After` header, when to send the request again.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn with_errors(mut self, errors: Vec<Violation>) -> Self {
@@ -111,6 +120,9 @@ impl ResponseError for Problem {
         ));
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds));
         }
         response.body(self.body().to_string())
     }

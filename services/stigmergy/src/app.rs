@@ -14,6 +14,7 @@ use anyhow::Context;
 use stigmergy_capture::auth::OperatorToken;
 use stigmergy_capture::metrics::CaptureMetrics;
 use stigmergy_capture::problem::Problem;
+use stigmergy_capture::rate::RateLimits;
 use stigmergy_capture::schemas::EventSchemas;
 use stigmergy_capture::{Capture, Sequencer};
 use stigmergy_gateway::metrics::GatewayMetrics;
@@ -176,6 +177,7 @@ impl Application {
             directory,
             operator: OperatorToken::new(&token),
             metrics: CaptureMetrics::default(),
+            limits: RateLimits::new(&config.capture).context("invalid [capture] rate limits")?,
         };
         let mut metrics = Metrics::default();
         capture.metrics.register(metrics.registry());

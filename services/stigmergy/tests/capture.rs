@@ -885,3 +885,100 @@ async fn the_demo_loads_through_the_api_and_loading_it_again_adds_nothing() {
         "a fresh key each run"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organisation_over_its_rate_is_refused_with_retry_after_and_others_go_on() {
+    // Two events per second, in bursts of ten.
+    let app = TestApp::spawn_with(|config| {
+        config.capture.rate_limit_events_per_second = 2;
+        config.capture.rate_limit_burst = 10;
+        config.capture.max_events_per_request = 10;
+    })
+    .await;
+    let busy = app.organization("Busy Workshop").await;
+    let quiet = app.organization("Quiet Workshop").await;
+    let lots = |prefix: &str, n: usize| -> Value {
+        (0..n)
+            .map(|i| material(&format!("lots/{prefix}-{i}"), 1.0, "KGM"))
+            .collect()
+    };
+    // The whole burst at once.
+    app.record_ok(&busy, &lots("busy", 10)).await;
+    let head = app.head().await;
+
+    // Three more right after: refused whole, with when to send them again; nothing recorded.
+    let later = lots("later", 3);
+    let answer = app
+        .client
+        .post(format!("{}/v1/events", app.base))
+        .bearer_auth(&busy.key)
+        .json(&later)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(answer.headers()["content-type"], "application/problem+json");
+    let retry_after: u64 = answer.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let problem: Value = answer.json().await.unwrap();
+    assert_eq!(
+        problem["type"], "https://stigmergy.dev/problems/rate-limited",
+        "{problem:#}"
+    );
+    assert_eq!(problem["limit"], 2);
+    assert_eq!(problem["burst"], 10);
+    let wait = problem["retryAfterMs"].as_u64().unwrap();
+    // Three events at two per second, less what came back since the burst: at most 1.5 s.
+    assert!(wait > 0 && wait <= 1_500, "{problem:#}");
+    assert_eq!(retry_after, wait.div_ceil(1000), "{problem:#}");
+    assert_eq!(app.head().await, head, "nothing refused was recorded");
+
+    // Another organisation has a budget of its own.
+    app.record_ok(&quiet, &lots("quiet", 10)).await;
+
+    // Sent again when told, the three are recorded.
+    tokio::time::sleep(std::time::Duration::from_millis(wait + 50)).await;
+    let recorded = app.record_ok(&busy, &later).await;
+    assert_eq!(event_ids(&recorded).len(), 3);
+
+    // The refusal is counted by its problem type.
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("stigmergy_capture_refusals_total{problem=\"rate-limited\"} 1\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_smaller_than_the_largest_request_is_refused_at_start() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = stigmergy::Config {
+        data_dir: data_dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        operator_token: Some(support::OPERATOR_TOKEN.into()),
+        ..stigmergy::Config::default()
+    };
+    config.capture.rate_limit_burst = 100;
+    let error = stigmergy::Application::build(config)
+        .await
+        .err()
+        .expect("the limits are refused");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains(
+            "rate_limit_burst (100) must be at least capture.max_events_per_request (1000)"
+        ),
+        "{message}"
+    );
+}
