@@ -26,10 +26,8 @@ pub struct Problem {
     pub title: String,
     pub detail: String,
     pub errors: Vec<Violation>,
-    /// Extension members (`rule`, `limit`, …).
+    /// Extension members (`rule`, `limit`, …; `retryAfterMs` also sets `Retry-After`).
     pub extensions: Map<String, Value>,
-    /// Seconds after which the request may be sent again (`Retry-After`).
-    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -46,14 +44,16 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             extensions: Map::new(),
-            retry_after: None,
         }
     }
 
-    /// Says, in a `Retry-After` header, when to send the request again.
-    pub fn retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after = Some(seconds);
-        self
+    /// Says when to send the request again: `retryAfterMs`, and `Retry-After` in whole seconds
+    /// (rounded up).
+    pub fn retry_after(self, wait: std::time::Duration) -> Self {
+        self.with(
+            "retryAfterMs",
+            u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        )
     }
 
     pub fn with_errors(mut self, errors: Vec<Violation>) -> Self {
@@ -121,8 +121,8 @@ impl ResponseError for Problem {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if let Some(seconds) = self.retry_after {
-            response.insert_header((header::RETRY_AFTER, seconds));
+        if let Some(milliseconds) = self.extensions.get("retryAfterMs").and_then(Value::as_u64) {
+            response.insert_header((header::RETRY_AFTER, milliseconds.div_ceil(1000).max(1)));
         }
         response.body(self.body().to_string())
     }

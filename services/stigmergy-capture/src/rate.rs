@@ -92,8 +92,6 @@ impl RateLimits {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => {
                 let wait = not_until.wait_time_from(limiter.clock().now());
-                // Whole seconds for `Retry-After`, rounded up.
-                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 Err(Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate-limited",
@@ -108,8 +106,7 @@ impl RateLimits {
                 )
                 .with("limit", self.per_second)
                 .with("burst", self.burst)
-                .with("retryAfterMs", u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
-                .retry_after(seconds.max(1)))
+                .retry_after(wait))
             }
             // Cannot happen: a request holds at most `max_events_per_request` events, and the
             // burst is at least that (checked in `new`).

@@ -945,17 +945,13 @@ async fn an_organisation_over_its_rate_is_refused_with_retry_after_and_others_go
     assert_eq!(event_ids(&recorded).len(), 3);
 
     // The refusal is counted by its problem type.
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("stigmergy_capture_refusals_total{problem=\"rate-limited\"} 1\n"),
+    let metrics = app.metrics().await;
+    assert_eq!(
+        support::prometheus::sample(
+            &metrics,
+            r#"stigmergy_capture_refusals_total{problem="rate-limited"}"#
+        ),
+        Some(1.0),
         "{metrics}"
     );
 }
@@ -970,10 +966,9 @@ async fn a_burst_smaller_than_the_largest_request_is_refused_at_start() {
         ..stigmergy::Config::default()
     };
     config.capture.rate_limit_burst = 100;
-    let error = stigmergy::Application::build(config)
-        .await
-        .err()
-        .expect("the limits are refused");
+    let Err(error) = stigmergy::Application::build(config).await else {
+        panic!("the limits are refused");
+    };
     let message = format!("{error:#}");
     assert!(
         message.contains(

@@ -769,20 +769,7 @@ async fn metrics_count_requests_events_refusals_subscriptions_and_the_lag_and_pr
     assert_eq!(socket.next(3).await.len(), 3);
     app.wait_for_views().await;
 
-    let scrape = async || {
-        let answer = app
-            .client
-            .get(format!("{}/metrics", app.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            answer.headers()["content-type"],
-            "application/openmetrics-text; version=1.0.0; charset=utf-8"
-        );
-        answer.text().await.unwrap()
-    };
-    let text = scrape().await;
+    let text = app.metrics().await;
     assert!(text.ends_with("# EOF\n"), "{text}");
     let expected = [
         (r#"stigmergy_capture_events_total{outcome="recorded"}"#, 3.0),
@@ -825,7 +812,7 @@ async fn metrics_count_requests_events_refusals_subscriptions_and_the_lag_and_pr
     }
     // A path no route matches is counted under one label, not under its path.
     assert_eq!(app.get("/no/such/path").await.status, 404);
-    let text = scrape().await;
+    let text = app.metrics().await;
     assert_eq!(
         sample(
             &text,

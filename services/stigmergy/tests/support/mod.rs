@@ -197,6 +197,21 @@ impl TestApp {
         panic!("the views never caught up with the log");
     }
 
+    /// What `/metrics` serves, in the OpenMetrics text format.
+    pub async fn metrics(&self) -> String {
+        let answer = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(
+            answer.headers()["content-type"],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        answer.text().await.expect("the metrics")
+    }
+
     /// The position of the last event in the log.
     pub async fn head(&self) -> u64 {
         self.get("/readyz").await.body["logHead"]
