@@ -512,24 +512,27 @@ fn watch_watermarks(
                 let Some(member) = consumer.upgrade() else {
                     return;
                 };
-                let assigned = member.assignment().map(|partitions| partitions.count());
-                if assigned.is_ok_and(|count| count == 0) {
-                    // Until it has partitions, it looks every second.
-                    drop(member);
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
-                }
                 // ListOffsets with the "timestamps" of the earliest (-2) and the latest (-1)
                 // offsets, for every assigned partition at once.
-                let ask = |at: Offset| {
-                    let mut partitions = member.assignment()?;
-                    partitions.set_all_offsets(at)?;
-                    member.offsets_for_times(partitions, timeout)
-                };
-                let asked = ask(Offset::Beginning).and_then(|low| Ok((low, ask(Offset::End)?)));
+                let asked = member.assignment().and_then(|assigned| {
+                    if assigned.count() == 0 {
+                        return Ok(None);
+                    }
+                    let ask = |at: Offset| {
+                        let mut partitions = assigned.clone();
+                        partitions.set_all_offsets(at)?;
+                        member.offsets_for_times(partitions, timeout)
+                    };
+                    Ok(Some((ask(Offset::Beginning)?, ask(Offset::End)?)))
+                });
                 drop(member);
                 match asked {
-                    Ok((low, high)) => {
+                    Ok(None) => {
+                        // Until it has partitions, it looks every second.
+                        std::thread::sleep(Duration::from_secs(1));
+                        continue;
+                    }
+                    Ok(Some((low, high))) => {
                         failing = false;
                         for element in high.elements() {
                             let (topic, partition) = (element.topic(), element.partition());
